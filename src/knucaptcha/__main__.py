@@ -1,0 +1,5 @@
+"""``python -m knucaptcha`` runs the command line."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,16 @@
+"""The ``knucaptcha`` command line. Each command group lives in its own module.
+
+Heavy dependencies (torch, FastAPI) are imported inside the commands that
+need them, so ``knucaptcha solve`` works from the base install.
+"""
+
+from __future__ import annotations
+
+from .app import app
+
+__all__ = ["app", "main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    app(args=argv, prog_name="knucaptcha")

@@ -1,0 +1,153 @@
+"""Decoding CTC output into text with confidences: greedy and prefix beam search, in numpy.
+
+Every consumer (solver, evaluation, training's validation, export checks)
+decodes with these functions, so a model reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .charset import BLANK, Charset
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a model read in one image.
+
+    Attributes:
+        text: the decoded text; symbols the charset lacks appear as ``?``.
+        confidence: product of the per-character confidences, in [0, 1]
+            (for an empty reading, the least certain frame's probability).
+        char_confidences: for each character of ``text``, the highest
+            probability the model gave it on the frames where it was read.
+    """
+
+    text: str
+    confidence: float
+    char_confidences: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "text": self.text,
+            "confidence": self.confidence,
+            "char_confidences": list(self.char_confidences),
+        }
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax over ``axis`` (float32 in, float32 out)."""
+    shifted = logits - logits.max(axis=axis, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=axis, keepdims=True)
+
+
+def _prediction(charset: Charset, classes: list[int], confidences: list[float], fallback: float) -> Prediction:
+    text = charset.decode(classes)
+    if not classes:
+        return Prediction(text, fallback, ())
+    return Prediction(text, float(np.prod(confidences)), tuple(float(c) for c in confidences))
+
+
+def greedy_decode(probs: np.ndarray, charset: Charset) -> Prediction:
+    """Best-path decoding of one ``(T, C)`` probability matrix: argmax, collapse repeats, drop blanks."""
+    best = probs.argmax(axis=-1)
+    best_prob = probs.max(axis=-1)
+    classes: list[int] = []
+    confidences: list[float] = []
+    previous = BLANK
+    for step, cls in enumerate(best.tolist()):
+        if cls != BLANK:
+            if cls != previous:
+                classes.append(cls)
+                confidences.append(float(best_prob[step]))
+            else:
+                confidences[-1] = max(confidences[-1], float(best_prob[step]))
+        previous = cls
+    return _prediction(charset, classes, confidences, float(best_prob.min()))
+
+
+def greedy_decode_batch(probs: np.ndarray, charset: Charset) -> list[Prediction]:
+    """:func:`greedy_decode` over a ``(N, T, C)`` batch."""
+    return [greedy_decode(item, charset) for item in probs]
+
+
+def beam_decode(probs: np.ndarray, charset: Charset, beam_width: int = 8, prune: float = 1e-3) -> Prediction:
+    """CTC prefix beam search over one ``(T, C)`` probability matrix.
+
+    Sums the probability of every alignment of a prefix, so it can beat
+    greedy decoding when the model hesitates between two readings. Classes
+    below ``prune`` on a frame are not expanded (they cannot win and cost time).
+    Character confidences come from the best alignment of the winning text.
+    """
+    if beam_width < 1:
+        raise ValueError("beam_width must be at least 1")
+    log = np.log(np.clip(probs, 1e-30, 1.0)).astype(np.float64)
+    neg_inf = -np.inf
+    # prefix -> (log P(prefix, ending in blank), log P(prefix, ending in its last symbol))
+    beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, neg_inf)}
+    for step in range(log.shape[0]):
+        frame = log[step]
+        candidates = [c for c in np.flatnonzero(probs[step] >= prune).tolist() if c != BLANK]
+        following: dict[tuple[int, ...], list[float]] = {}
+
+        def add(prefix: tuple[int, ...], blank: float, symbol: float) -> None:
+            entry = following.setdefault(prefix, [neg_inf, neg_inf])
+            entry[0] = np.logaddexp(entry[0], blank)
+            entry[1] = np.logaddexp(entry[1], symbol)
+
+        for prefix, (p_blank, p_symbol) in beams.items():
+            total = np.logaddexp(p_blank, p_symbol)
+            add(prefix, total + frame[BLANK], neg_inf)
+            last = prefix[-1] if prefix else None
+            for cls in candidates:
+                if cls == last:
+                    # A repeat extends the prefix only after a blank; otherwise it collapses.
+                    add(prefix + (cls,), neg_inf, p_blank + frame[cls])
+                    add(prefix, neg_inf, p_symbol + frame[cls])
+                else:
+                    add(prefix + (cls,), neg_inf, total + frame[cls])
+        ranked = sorted(following.items(), key=lambda kv: np.logaddexp(*kv[1]), reverse=True)
+        beams = {prefix: (pb, ps) for prefix, (pb, ps) in ranked[:beam_width]}
+    best = max(beams, key=lambda prefix: np.logaddexp(*beams[prefix]))
+    classes = list(best)
+    return _prediction(charset, classes, _aligned_confidences(probs, classes), float(probs.max(axis=-1).min()))
+
+
+def _aligned_confidences(probs: np.ndarray, classes: list[int]) -> list[float]:
+    """Per-class confidence along the most probable CTC alignment of ``classes`` (Viterbi)."""
+    if not classes:
+        return []
+    steps = probs.shape[0]
+    states = [BLANK]
+    for cls in classes:
+        states += [cls, BLANK]
+    log = np.log(np.clip(probs[:, states], 1e-30, 1.0))  # (T, S)
+    size = len(states)
+    score = np.full(size, -np.inf)
+    score[0] = log[0, 0]
+    if size > 1:
+        score[1] = log[0, 1]
+    back = np.zeros((steps, size), dtype=np.int64)
+    for step in range(1, steps):
+        stay = score
+        move = np.concatenate(([-np.inf], score[:-1]))
+        skip = np.concatenate(([-np.inf, -np.inf], score[:-2]))
+        # Skipping a blank is allowed only between two different symbols.
+        for s in range(size):
+            if states[s] == BLANK or (s >= 2 and states[s] == states[s - 2]):
+                skip[s] = -np.inf
+        options = np.stack([stay, move, skip])  # (3, S)
+        choice = options.argmax(axis=0)
+        back[step] = np.arange(size) - choice
+        score = options.max(axis=0) + log[step]
+    state = size - 1 if size == 1 or score[size - 1] >= score[size - 2] else size - 2
+    confidences = [0.0] * len(classes)
+    for step in range(steps - 1, -1, -1):
+        if state % 2 == 1:
+            index = state // 2
+            confidences[index] = max(confidences[index], float(probs[step, states[state]]))
+        state = back[step, state]
+    return confidences

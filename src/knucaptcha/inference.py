@@ -1,0 +1,122 @@
+"""Solving captchas with an exported model on ONNX Runtime: numpy and Pillow only, never torch.
+
+A :class:`Solver` owns one ONNX Runtime session, which is safe to call from
+many threads at once; per-call options are arguments, never mutations, so one
+solver can serve a whole web app.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import onnxruntime as ort
+
+from .ctc import Prediction, beam_decode, greedy_decode, softmax
+from .errors import ConfigError, MissingFileError, ModelError
+from .preprocess import ImageSource, to_batch
+from .spec import METADATA_PREFIX, ModelSpec
+
+ModelRef = Union[str, os.PathLike]
+"""A model file path, or the name of a model shipped in the package (``default``)."""
+
+BUNDLED_MODELS = {"default": "default.onnx"}
+
+
+def resolve_model(model: ModelRef | None = None) -> Path:
+    """The file behind a model reference: a bundled name (``None`` means ``default``) or a path."""
+    reference = "default" if model is None else model
+    if isinstance(reference, str) and reference in BUNDLED_MODELS:
+        path = Path(str(resources.files("knucaptcha") / "models" / BUNDLED_MODELS[reference]))
+        if not path.is_file():
+            raise ModelError(f"the bundled model {reference!r} is missing from this installation ({path})")
+        return path
+    path = Path(reference)
+    if not path.exists():
+        names = ", ".join(sorted(BUNDLED_MODELS))
+        raise MissingFileError(f"no such model file: {path} (bundled models: {names})")
+    if not path.is_file():
+        raise ModelError(f"not a model file: {path}")
+    return path
+
+
+class Solver:
+    """Reads captchas with one exported knucaptcha model.
+
+    Build it with :meth:`load`. The model's own metadata says how to
+    preprocess and decode, so nothing else needs configuring.
+    """
+
+    def __init__(self, session: ort.InferenceSession, spec: ModelSpec, metadata: dict[str, str], name: str):
+        self._session = session
+        self.spec = spec
+        self.metadata = metadata
+        self.name = name
+        self._input = session.get_inputs()[0].name
+        self._output = session.get_outputs()[0].name
+
+    @classmethod
+    def load(cls, model: ModelRef | None = None, *, threads: int = 0) -> Solver:
+        """Load a model file or a bundled model by name (default: the shipped ``default``).
+
+        Args:
+            model: a path to a ``.onnx`` file, or a bundled model's name.
+            threads: ONNX Runtime intra-op threads; 0 lets the runtime choose.
+
+        Raises:
+            MissingFileError: the path does not exist.
+            ModelError: the file is not an ONNX model, or not one of knucaptcha's.
+        """
+        path = resolve_model(model)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3  # the runtime's own warnings are not the caller's concern
+        try:
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own untyped Fail/InvalidGraph errors
+            raise ModelError(f"{path} is not a loadable ONNX model: {str(error).splitlines()[0]}") from None
+        metadata = dict(session.get_modelmeta().custom_metadata_map)
+        if not any(key.startswith(METADATA_PREFIX) for key in metadata):
+            raise ModelError(f"{path} is an ONNX model but not a knucaptcha model (no knucaptcha metadata)")
+        try:
+            spec = ModelSpec.from_metadata(metadata)
+        except ConfigError as error:
+            raise ModelError(f"{path}: {error}") from None
+        name = path.stem if model is None or not isinstance(model, str) or model not in BUNDLED_MODELS else model
+        return cls(session, spec, metadata, name)
+
+    def probabilities(self, inputs: np.ndarray) -> np.ndarray:
+        """Per-frame class probabilities ``(N, T, C)`` for preprocessed inputs ``(N, 1, H, W)``."""
+        logits = self._session.run([self._output], {self._input: inputs})[0]
+        return softmax(logits)
+
+    def solve(self, image: ImageSource, *, beam_width: int = 0) -> Prediction:
+        """Read one image (bytes, path, PIL image or array).
+
+        Args:
+            beam_width: 0 for greedy decoding (fast, the seed's way); above 0,
+                CTC prefix beam search with that many beams.
+        """
+        return self.solve_batch([image], beam_width=beam_width)[0]
+
+    def solve_batch(
+        self, images: Sequence[ImageSource], *, beam_width: int = 0, batch_size: int = 64
+    ) -> list[Prediction]:
+        """Read several images, running the model on up to ``batch_size`` at a time."""
+        if beam_width < 0:
+            raise ConfigError("beam_width must be 0 (greedy) or positive")
+        if batch_size < 1:
+            raise ConfigError("batch_size must be positive")
+        predictions: list[Prediction] = []
+        for start in range(0, len(images), batch_size):
+            inputs = to_batch(images[start : start + batch_size], self.spec.preprocess)
+            for probs in self.probabilities(inputs):
+                if beam_width:
+                    predictions.append(beam_decode(probs, self.spec.charset, beam_width))
+                else:
+                    predictions.append(greedy_decode(probs, self.spec.charset))
+        return predictions

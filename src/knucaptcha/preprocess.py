@@ -1,0 +1,180 @@
+"""The one preprocessing path: any image source to the model's float32 input.
+
+Training, evaluation, export checks, the CLI and the web service all call
+:func:`to_input`, so a model always sees exactly what it was trained on.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError, ImageTooLargeError, MissingFileError
+from .spec import PreprocessSpec
+
+ImageSource = Union[bytes, bytearray, memoryview, str, os.PathLike, Image.Image, np.ndarray]
+"""Anything :func:`load_image` accepts: encoded bytes, a file path, a PIL image, or a pixel array."""
+
+MAX_PIXELS = 4096 * 4096
+"""Largest image (width × height) accepted; captchas are tiny, so more is an attack or a mistake."""
+
+_SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode ``source`` into a fully loaded PIL image: first frame, EXIF orientation applied.
+
+    Raises:
+        MissingFileError: a path that does not exist.
+        ImageTooLargeError: more than ``max_pixels`` pixels (checked before decoding).
+        ImageError: anything else that is not a readable image.
+    """
+    if isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, np.ndarray):
+        image = _from_array(source)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        image = _open(bytes(source), "input bytes", max_pixels)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise MissingFileError(f"no such file: {path}")
+        if not path.is_file():
+            raise ImageError(f"not a file: {path}")
+        image = _open(path.read_bytes(), str(path), max_pixels)
+    else:
+        raise ImageError(f"cannot read an image from a {type(source).__name__}")
+    _check_size(image, max_pixels, "image")
+    return image
+
+
+def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    if not data:
+        raise ImageError(f"{name} is empty (0 bytes)")
+    try:
+        image = Image.open(io.BytesIO(data))
+        _check_size(image, max_pixels, name)  # before decoding a possible bomb
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)
+        image.load()
+        # exif_transpose copies the image (and drops frames); skip it when there is nothing to turn.
+        if image.getexif().get(0x0112, 1) != 1:
+            image = ImageOps.exif_transpose(image)
+    except ImageTooLargeError:
+        raise
+    except Image.DecompressionBombError as bomb:
+        raise ImageTooLargeError(f"{name} is too large to decode: {bomb}") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{name} is not an image format that can be read") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as broken:
+        raise ImageError(f"{name} is a damaged image: {broken}") from None
+    return image
+
+
+def _check_size(image: Image.Image, max_pixels: int, name: str) -> None:
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageError(f"{name} has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{name} is {width}x{height} pixels, over the limit of {max_pixels:,} pixels"
+        )
+
+
+def _from_array(array: np.ndarray) -> Image.Image:
+    """A PIL image from an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), not {array.shape}")
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    elif np.issubdtype(array.dtype, np.floating):
+        # Floats are taken as 0..1 intensities, the convention of the model input itself.
+        array = np.clip(np.nan_to_num(array) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise ImageError(f"an image array must be uint8, bool or float, not {array.dtype}")
+    return Image.fromarray(np.ascontiguousarray(array))  # mode inferred: L, RGB or RGBA
+
+
+def _normalize_mode(image: Image.Image) -> Image.Image:
+    """Reduce every PIL mode to L, LA, RGB or RGBA with 8-bit channels."""
+    mode = image.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return image
+    if mode in _SIXTEEN_BIT_MODES:
+        values = np.asarray(image, dtype=np.float32)
+        scale = 257.0 if values.max(initial=0) > 255 else 1.0
+        return Image.fromarray(np.clip(values / scale + 0.5, 0, 255).astype(np.uint8))
+    if mode == "F":
+        values = np.asarray(image, dtype=np.float32)
+        return Image.fromarray(np.clip(values + 0.5, 0, 255).astype(np.uint8))
+    if mode == "P":
+        return image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if mode in ("1",):
+        return image.convert("L")
+    if mode in _ALPHA_MODES:  # PA, RGBa, La
+        return image.convert("RGBA")
+    if "transparency" in image.info:  # L or RGB with a transparent colour key
+        return image.convert("RGBA")
+    return image.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+
+
+def has_alpha(image: Image.Image) -> bool:
+    """Whether the image carries a non-trivial alpha channel (some pixel is not opaque)."""
+    image = _normalize_mode(image)
+    if image.mode not in ("LA", "RGBA"):
+        return False
+    low, _ = image.getchannel("A").getextrema()
+    return low < 255
+
+
+def ink(image: Image.Image, mode: str) -> np.ndarray:
+    """The (H, W) uint8 ink map of ``image`` for a channel mode: 255 where something is drawn."""
+    image = _normalize_mode(image)
+    if mode == "auto":
+        mode = "alpha" if has_alpha(image) else "gray"
+    if mode == "alpha":
+        if image.mode in ("LA", "RGBA"):
+            return np.asarray(image.getchannel("A"))
+        return np.full((image.height, image.width), 255, np.uint8)
+    if image.mode in ("LA", "RGBA"):
+        # Composite onto white: a transparent pixel carries no ink.
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image.convert("RGBA"))
+    luminance = np.asarray(image.convert("L"))
+    return 255 - luminance
+
+
+def to_input(source: ImageSource, spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
+    """Model input of shape ``(1, spec.height, spec.width)``, float32 in [0, 1].
+
+    On a 140×35 RGBA image with the default spec this is exactly the seed's
+    preprocessing: alpha channel, ``alpha > 0 → 1``, no resize.
+    """
+    values = ink(load_image(source), spec.mode)
+    if spec.binarize:
+        plane = (values > spec.threshold).astype(np.float32)
+    else:
+        plane = values.astype(np.float32) * np.float32(1 / 255)
+    if plane.shape != (spec.height, spec.width):
+        plane = np.asarray(
+            Image.fromarray(plane).resize((spec.width, spec.height), Image.BILINEAR),
+            dtype=np.float32,
+        )
+    return plane[np.newaxis]  # (1, H, W)
+
+
+def to_batch(sources: Iterable[ImageSource], spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
+    """Stack :func:`to_input` of each source into ``(N, 1, H, W)``."""
+    inputs = [to_input(source, spec) for source in sources]
+    if not inputs:
+        return np.zeros((0, 1, spec.height, spec.width), np.float32)
+    return np.stack(inputs)

@@ -1,0 +1,125 @@
+"""The contract between data, training and inference: how images become model input.
+
+A :class:`PreprocessSpec` says how an image is turned into the model's input;
+a :class:`ModelSpec` adds the charset and maximum label length. Both travel
+inside every checkpoint and every exported ONNX file (as string metadata), so
+a model file is all a solver needs: no side files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+from .charset import Charset
+from .errors import ConfigError
+
+ChannelMode = Literal["alpha", "gray", "auto"]
+CHANNEL_MODES: tuple[str, ...] = ("alpha", "gray", "auto")
+
+FORMAT_VERSION = 1
+"""Version of the metadata layout written into model files."""
+
+METADATA_PREFIX = "knucaptcha."
+
+
+def check_keys(cls: type, values: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` if ``values`` has keys that are not fields of dataclass ``cls``."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown {cls.__name__} keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How an image becomes a model input of shape ``(1, height, width)``, float32.
+
+    Values lie in [0, 1] and mean *ink*: 1 where a glyph or noise is drawn.
+    The width axis is the model's time axis (the seed transposed to
+    ``(width, height, 1)`` for Keras; we keep ``(channel, height, width)`` and
+    let the model read columns as steps).
+
+    Args:
+        mode: ``alpha`` takes the alpha channel (the seed's way, for the
+            transparent KNU captcha); ``gray`` takes darkness, ``1 - luminance``,
+            after compositing any transparency onto white; ``auto`` uses alpha
+            when the image has a non-trivial alpha channel, else gray.
+        height: input height in pixels (the seed's 35).
+        width: input width in pixels (the seed's 140).
+        binarize: map each pixel to 0 or 1 before resizing (the seed: alpha > 0).
+        threshold: on the 0..255 ink scale, pixels strictly above it become 1.
+    """
+
+    mode: ChannelMode = "alpha"
+    height: int = 35
+    width: int = 140
+    binarize: bool = True
+    threshold: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in CHANNEL_MODES:
+            raise ConfigError(f"mode must be one of {', '.join(CHANNEL_MODES)}, not {self.mode!r}")
+        if not (8 <= self.height <= 512 and 8 <= self.width <= 2048):
+            raise ConfigError(f"input size {self.height}x{self.width} is outside 8..512 x 8..2048")
+        if not 0 <= self.threshold <= 254:
+            raise ConfigError(f"threshold must lie in 0..254, not {self.threshold}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> PreprocessSpec:
+        """Build from a mapping, rejecting unknown keys."""
+        check_keys(cls, values)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to feed a model and read its output, stored with its weights.
+
+    Args:
+        charset: the symbols the model reads; class 0 is the CTC blank.
+        preprocess: how images become input.
+        max_length: the longest label the model was trained for.
+    """
+
+    charset: Charset
+    preprocess: PreprocessSpec = PreprocessSpec()
+    max_length: int = 4
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_length <= 64:
+            raise ConfigError(f"max_length must lie in 1..64, not {self.max_length}")
+
+    def to_metadata(self) -> dict[str, str]:
+        """String key/value pairs for ONNX ``metadata_props`` and checkpoints."""
+        return {
+            f"{METADATA_PREFIX}format": str(FORMAT_VERSION),
+            f"{METADATA_PREFIX}charset": self.charset.symbols,
+            f"{METADATA_PREFIX}preprocess": json.dumps(self.preprocess.to_dict(), sort_keys=True),
+            f"{METADATA_PREFIX}max_length": str(self.max_length),
+        }
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str]) -> ModelSpec:
+        """Read back what :meth:`to_metadata` wrote; :class:`ConfigError` if absent or malformed."""
+        try:
+            version = int(metadata[f"{METADATA_PREFIX}format"])
+            symbols = metadata[f"{METADATA_PREFIX}charset"]
+            preprocess = json.loads(metadata[f"{METADATA_PREFIX}preprocess"])
+            max_length = int(metadata[f"{METADATA_PREFIX}max_length"])
+        except KeyError as missing:
+            raise ConfigError(f"model metadata lacks {missing.args[0]}") from None
+        except ValueError as bad:
+            raise ConfigError(f"model metadata is malformed: {bad}") from None
+        if version > FORMAT_VERSION:
+            raise ConfigError(
+                f"model format {version} is newer than this knucaptcha reads ({FORMAT_VERSION}); upgrade"
+            )
+        return cls(Charset(symbols), PreprocessSpec.from_dict(preprocess), max_length)

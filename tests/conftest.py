@@ -1,0 +1,48 @@
+"""Shared fixtures. Module-specific fixtures live in the test file that uses them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from knucaptcha.charset import DIGITS_UPPER, Charset
+from knucaptcha.spec import ModelSpec, PreprocessSpec
+
+
+def build_linear_onnx(path: Path, spec: ModelSpec, seed: int = 0) -> Path:
+    """Write a tiny real ONNX model with knucaptcha metadata: each image column is a frame.
+
+    Its weights are random (seeded), so it reads nonsense, but it exercises the
+    whole solve path (metadata, preprocessing, session, decoding) without torch.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    height, width = spec.preprocess.height, spec.preprocess.width
+    classes = spec.charset.num_classes
+    weights = np.random.default_rng(seed).normal(0, 1, (height, classes)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Squeeze", ["image", "axis1"], ["plane"]),  # (N, H, W)
+            helper.make_node("Transpose", ["plane"], ["columns"], perm=[0, 2, 1]),  # (N, W, H)
+            helper.make_node("MatMul", ["columns", "weights"], ["logits"]),  # (N, W, C)
+        ],
+        "linear",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, height, width])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", width, classes])],
+        [numpy_helper.from_array(weights, "weights"), numpy_helper.from_array(np.array([1], np.int64), "axis1")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, spec.to_metadata())
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def linear_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of a random-weight ONNX model over the KNU charset (see :func:`build_linear_onnx`)."""
+    spec = ModelSpec(Charset(DIGITS_UPPER), PreprocessSpec(), max_length=4)
+    return build_linear_onnx(tmp_path_factory.mktemp("models") / "linear.onnx", spec)

@@ -48,7 +48,11 @@ def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Im
             raise MissingFileError(f"no such file: {path}")
         if not path.is_file():
             raise ImageError(f"not a file: {path}")
-        image = _open(path.read_bytes(), str(path), max_pixels)
+        try:
+            data = path.read_bytes()
+        except OSError as unreadable:  # permissions, I/O errors: still "not a readable image"
+            raise ImageError(f"cannot read {path}: {unreadable.strerror or unreadable}") from None
+        image = _open(data, str(path), max_pixels)
     else:
         raise ImageError(f"cannot read an image from a {type(source).__name__}")
     _check_size(image, max_pixels, "image")

@@ -6,6 +6,7 @@ need them, so ``knucaptcha solve`` works from the base install.
 
 from __future__ import annotations
 
+from . import data  # noqa: F401  (registers commands)
 from .app import app
 
 __all__ = ["app", "main"]

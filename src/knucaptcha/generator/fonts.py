@@ -1,0 +1,93 @@
+"""Where the generator's fonts come from, and the caches that make drawing fast.
+
+By default the fonts are the ones matplotlib ships (DejaVu, STIX, Computer
+Modern): matplotlib is a core dependency, so every install can draw without
+system fonts. Only ``matplotlib`` itself is imported, never ``pyplot``.
+
+A font is usable for a charset only if it draws every symbol, each
+differently, and none as the font's missing-glyph box; this drops symbol-only
+and subset fonts (``DejaVuSansDisplay``, ``LastResortHE``, ``STIXSiz*``)
+without a hand-kept list.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from functools import lru_cache
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from ..errors import ConfigError, MissingFileError
+
+FONT_SUFFIXES = (".ttf", ".otf")
+
+_PROBE_SIZE = 24
+_MISSING_PROBE = "\ue000"  # a private-use code point: fonts draw their missing-glyph box for it
+
+
+def matplotlib_font_dir() -> Path:
+    """The folder of TrueType fonts bundled with matplotlib."""
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+
+@lru_cache(maxsize=64)
+def find_fonts(font_dir: Path | None, patterns: tuple[str, ...], symbols: str) -> tuple[Path, ...]:
+    """Font files in ``font_dir`` whose stem matches a pattern and that draw every symbol.
+
+    Sorted by file name, so a seed picks the same font on every machine with
+    the same fonts.
+
+    Raises:
+        MissingFileError: ``font_dir`` does not exist.
+        ConfigError: no matching file can draw all of ``symbols``.
+    """
+    folder = matplotlib_font_dir() if font_dir is None else Path(font_dir)
+    if not folder.is_dir():
+        raise MissingFileError(f"no such font folder: {folder}")
+    candidates = sorted(
+        path
+        for path in folder.iterdir()
+        if path.suffix.lower() in FONT_SUFFIXES and any(fnmatchcase(path.stem, p) for p in patterns)
+    )
+    usable = tuple(path for path in candidates if draws_all(path, symbols))
+    if not usable:
+        raise ConfigError(
+            f"no font in {folder} matching {', '.join(patterns)} draws all of {symbols!r} "
+            f"({len(candidates)} matching files checked)"
+        )
+    return usable
+
+
+def draws_all(path: Path, symbols: str) -> bool:
+    """Whether the font at ``path`` loads and draws each symbol, distinctly, none as a missing box."""
+    try:
+        font = load_font(path, _PROBE_SIZE)
+    except OSError:  # unreadable or not a font: skipped like a font that lacks a symbol
+        return False
+    missing = bytes(font.getmask(_MISSING_PROBE))
+    masks = [bytes(font.getmask(symbol)) for symbol in symbols]
+    return len(set(masks)) == len(masks) and all(any(m) and m != missing for m in masks)
+
+
+@lru_cache(maxsize=512)
+def load_font(path: Path, size: int) -> ImageFont.FreeTypeFont:
+    """The font at ``path`` in ``size`` pixels, loaded once per process."""
+    return ImageFont.truetype(str(path), size)
+
+
+@lru_cache(maxsize=16384)
+def glyph_mask(path: Path, size: int, symbol: str) -> tuple[Image.Image, int]:
+    """An antialiased ``L`` mask of one symbol cropped to its ink, and its top relative to the baseline.
+
+    The offset (negative above the baseline) lets glyphs of different heights
+    and descenders share a baseline. Cached, because a captcha draws the same
+    few dozen symbols in a handful of sizes over and over.
+    """
+    font = load_font(path, size)
+    left, top, right, bottom = font.getbbox(symbol, anchor="ls")
+    mask = Image.new("L", (max(1, right - left), max(1, bottom - top)))
+    ImageDraw.Draw(mask).text((-left, -top), symbol, font=font, fill=255, anchor="ls")
+    return mask, top

@@ -1,0 +1,260 @@
+"""Drawing one synthetic captcha.
+
+A sample depends only on ``(style, seed, index)``: its random generator is
+``numpy.random.default_rng([seed, index])``, so samples can be drawn in any
+order, in any number of processes, and the same arguments give the same
+pixels (and byte-identical PNGs) with the same fonts and Pillow.
+
+Drawing happens on one ``L`` plane of *ink* (glyphs at 1x from cached masks,
+noise at 2x then halved so its edges are antialiased), which is warped and
+then turned into the style's image: the alpha channel of a black RGBA image
+(transparent background), or black over a grey gradient (opaque RGB).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageChops, ImageDraw
+
+from ..errors import ConfigError
+from .fonts import find_fonts, glyph_mask
+from .styles import DIFFICULTY_LEVELS, Span, Style, blend
+
+_NOISE_SCALE = 2  # noise is drawn at this multiple of the image size, then reduced
+_MARGIN = 2  # pixels kept free at the left and right of the text
+_WARP_KNOT = 12  # pixels between the knots of the random elastic field
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated captcha.
+
+    Attributes:
+        image: RGBA (transparent styles) or RGB (gradient styles), the style's size.
+        label: the symbols drawn, left to right.
+        font: stem of the font file drawn with (e.g. ``DejaVuSans-Bold``).
+        difficulty: the difficulty in [0, 1] its knobs were drawn at.
+    """
+
+    image: Image.Image
+    label: str
+    font: str
+    difficulty: float
+
+
+def render_sample(style: Style, seed: int, index: int) -> Sample:
+    """Draw sample ``index`` of the stream ``seed`` in ``style``."""
+    rng = _rng(seed, index)
+    label = _draw_label(rng, style)
+    difficulty = _draw_difficulty(rng, style)
+    spans = blend(style.calm, style.wild, difficulty)
+    fonts = find_fonts(style.font_dir, style.fonts, style.charset.symbols)
+    font = fonts[int(rng.integers(len(fonts)))]
+    ink = int(_uniform(rng, spans["ink"]))
+    plane = _draw_text(rng, style, spans, font, label, ink)
+    plane = ImageChops.lighter(plane, _draw_noise(rng, style, spans, ink))
+    plane = _warp(rng, spans, plane)
+    plane = _speckle(rng, spans, plane, ink)
+    return Sample(_finish(rng, style, spans, plane), label, font.stem, difficulty)
+
+
+def label_for(style: Style, seed: int, index: int) -> str:
+    """The label :func:`render_sample` would draw, without drawing it (to plan file names)."""
+    return _draw_label(_rng(seed, index), style)
+
+
+def _rng(seed: int, index: int) -> np.random.Generator:
+    if seed < 0 or index < 0:
+        raise ConfigError(f"seed and index must be non-negative, not {seed} and {index}")
+    return np.random.default_rng([seed, index])
+
+
+def _draw_label(rng: np.random.Generator, style: Style) -> str:
+    # The label must be the generator's first draws: label_for relies on it.
+    length = int(rng.integers(style.min_length, style.max_length + 1))
+    symbols = style.charset.symbols
+    return "".join(symbols[i] for i in rng.integers(len(symbols), size=length))
+
+
+def _draw_difficulty(rng: np.random.Generator, style: Style) -> float:
+    if style.difficulty == "mixed":
+        return float(rng.uniform(0.0, 1.0))
+    return DIFFICULTY_LEVELS[style.difficulty]
+
+
+def _uniform(rng: np.random.Generator, span: Span) -> float:
+    return float(rng.uniform(span[0], span[1])) if span[1] > span[0] else float(span[0])
+
+
+def _count(rng: np.random.Generator, span: Span) -> int:
+    """A whole number in the span, each integer about equally likely."""
+    return min(int(_uniform(rng, (span[0], span[1] + 1))), int(span[1]))
+
+
+def _draw_text(
+    rng: np.random.Generator, style: Style, spans: dict[str, Span], font: Path, label: str, ink: int
+) -> Image.Image:
+    sizes = [_uniform(rng, spans["font_size"]) for _ in label]
+    stretches = [_uniform(rng, spans["stretch"]) for _ in label]
+    gaps = [_uniform(rng, spans["spacing"]) for _ in label[1:]]
+
+    def glyphs(scale: float) -> list[tuple[Image.Image, int]]:
+        drawn = []
+        for symbol, size, stretch in zip(label, sizes, stretches):
+            mask, top = glyph_mask(font, max(6, round(size * scale)), symbol)
+            if abs(stretch - 1.0) > 0.02:
+                mask = mask.resize((max(1, round(mask.width * stretch)), mask.height), Image.Resampling.BILINEAR)
+            drawn.append((mask, top))
+        return drawn
+
+    drawn = glyphs(1.0)
+    total = sum(mask.width for mask, _ in drawn) + sum(gaps)
+    room = style.width - 2 * _MARGIN
+    if total > room:  # too long for the canvas: shrink every glyph rather than pile them up
+        drawn = glyphs(room / total)
+        total = sum(mask.width for mask, _ in drawn) + sum(gaps)
+    x = _MARGIN + _uniform(rng, (0.0, max(0.0, room - total)))
+    if total > room:  # still too long (huge overlaps can't be shrunk away): centre it
+        x = (style.width - total) / 2
+    plane = Image.new("L", (style.width, style.height))
+    for (mask, top), gap in zip(drawn, [*gaps, 0.0]):
+        # Centre the glyph's box vertically, then move it by the jitter, keeping it inside.
+        centre_y = style.height / 2 + _uniform(rng, spans["jitter"])
+        low, high = sorted((mask.height / 2, style.height - mask.height / 2))
+        centre_y = min(max(centre_y, low), high)
+        centre_x = x + mask.width / 2
+        angle = _uniform(rng, spans["rotation"])
+        turned = mask.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True) if angle else mask
+        plane.paste(ink, (round(centre_x - turned.width / 2), round(centre_y - turned.height / 2)), turned)
+        x += mask.width + gap
+    return plane
+
+
+def _draw_noise(rng: np.random.Generator, style: Style, spans: dict[str, Span], ink: int) -> Image.Image:
+    """Lines, arcs, curves, grid and dots, drawn at 2x and halved so their edges are antialiased."""
+    s = _NOISE_SCALE
+    width, height = style.width * s, style.height * s
+    layer = Image.new("L", (width, height))
+    draw = ImageDraw.Draw(layer)
+
+    def stroke() -> int:
+        return max(1, round(_uniform(rng, spans["stroke"]) * s))
+
+    for _ in range(_count(rng, spans["lines"])):
+        # From the left half to the right half, so each line crosses some text.
+        x0, x1 = rng.uniform(0, width / 2), rng.uniform(width / 2, width)
+        y0, y1 = rng.uniform(0, height, size=2)
+        draw.line((x0, y0, x1, y1), fill=ink, width=stroke())
+    for _ in range(_count(rng, spans["arcs"])):
+        cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+        rx, ry = rng.uniform(width / 6, width / 2), rng.uniform(height / 3, height * 1.5)
+        start = rng.uniform(0, 360)
+        draw.arc((cx - rx, cy - ry, cx + rx, cy + ry), start, start + rng.uniform(60, 200), fill=ink, width=stroke())
+    for _ in range(_count(rng, spans["curves"])):
+        centre, amplitude = rng.uniform(height * 0.3, height * 0.7), rng.uniform(height * 0.1, height * 0.3)
+        period, phase = rng.uniform(width / 2, width * 1.5), rng.uniform(0, 2 * math.pi)
+        xs = np.arange(0, width + 8, 8, dtype=np.float64)
+        ys = centre + amplitude * np.sin(2 * math.pi * xs / period + phase)
+        draw.line(list(zip(xs.tolist(), ys.tolist())), fill=ink, width=stroke(), joint="curve")
+    columns = _count(rng, spans["grid"])
+    if columns:
+        pitch = width / columns
+        offset = rng.uniform(0, pitch)
+        for x in np.arange(offset, width, pitch):
+            draw.line((x, 0, x, height), fill=ink, width=s)
+        for y in np.arange(offset % pitch, height, pitch):
+            draw.line((0, y, width, y), fill=ink, width=s)
+    for _ in range(_count(rng, spans["dots"])):
+        radius = _uniform(rng, spans["dot_size"]) * s / 2
+        x, y = rng.uniform(0, width), rng.uniform(0, height)
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=ink)
+    return layer.reduce(s)
+
+
+def _warp(rng: np.random.Generator, spans: dict[str, Span], plane: Image.Image) -> Image.Image:
+    """Move pixels by a vertical sine plus a random smooth (elastic) field, sampling bilinearly."""
+    amplitude = _uniform(rng, spans["warp"])
+    elastic = _uniform(rng, spans["elastic"])
+    if amplitude < 0.05 and elastic < 0.05:
+        return plane
+    width, height = plane.size
+    period = _uniform(rng, spans["warp_period"])
+    phase = rng.uniform(0, 2 * math.pi)
+    to_rows, to_columns = _upsampling(height, width)  # (height, knots_y), (width, knots_x)
+    knots = (to_rows.shape[1], to_columns.shape[1])
+    # A coarse random field upsampled bilinearly is smooth: displacement, not noise.
+    shift_x = to_rows @ (elastic * rng.standard_normal(knots)) @ to_columns.T  # (height, width)
+    shift_y = to_rows @ (elastic * rng.standard_normal(knots)) @ to_columns.T
+    shift_y += amplitude * np.sin(2 * math.pi * np.arange(width) / period + phase)  # per column
+    # Bilinear sampling from a copy with a 1-pixel empty border, so ink never smears in from the
+    # edges; the four neighbours are read from the flattened copy, which is faster than 2-D indexing.
+    padded = np.zeros((height + 2, width + 2), dtype=np.float32)
+    padded[1:-1, 1:-1] = plane
+    xs, ys = _pixel_grid(height, width)  # (height, width) each, float32
+    source_x = np.clip(xs + shift_x, 0, width).astype(np.float32)
+    source_y = np.clip(ys + shift_y, 0, height).astype(np.float32)
+    left, top = source_x.astype(np.intp), source_y.astype(np.intp)
+    source_x -= left  # now the weight of the right neighbour
+    source_y -= top  # now the weight of the lower neighbour
+    flat = padded.ravel()
+    upper_left = top * (width + 2) + left
+    upper, upper_right = flat.take(upper_left), flat.take(upper_left + 1)
+    lower, lower_right = flat.take(upper_left + width + 2), flat.take(upper_left + width + 3)
+    upper += (upper_right - upper) * source_x
+    lower += (lower_right - lower) * source_x
+    upper += (lower - upper) * source_y
+    return Image.fromarray((upper + 0.5).astype(np.uint8), "L")
+
+
+@lru_cache(maxsize=8)
+def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's x and y plus 1, the offset of the padded copy the warp samples from."""
+    ys, xs = np.mgrid[1 : height + 1, 1 : width + 1].astype(np.float32)  # (2, height, width)
+    return xs, ys
+
+
+@lru_cache(maxsize=8)
+def _upsampling(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Linear-interpolation matrices from a knot every ``_WARP_KNOT`` pixels to every pixel."""
+    return _interpolation(height), _interpolation(width)
+
+
+def _interpolation(size: int) -> np.ndarray:
+    knots = max(2, round(size / _WARP_KNOT) + 1)
+    positions = np.linspace(0, knots - 1, size)  # each pixel's position in knot units
+    return np.maximum(0.0, 1 - np.abs(positions[:, None] - np.arange(knots)[None, :]))  # (size, knots)
+
+
+def _speckle(rng: np.random.Generator, spans: dict[str, Span], plane: Image.Image, ink: int) -> Image.Image:
+    fraction = _uniform(rng, spans["speckle"])
+    if fraction <= 0:
+        return plane
+    pixels = np.array(plane)  # (height, width) uint8
+    pixels[rng.random(pixels.shape) < fraction] = ink
+    return Image.fromarray(pixels, "L")
+
+
+def _finish(rng: np.random.Generator, style: Style, spans: dict[str, Span], plane: Image.Image) -> Image.Image:
+    if style.background == "transparent":
+        black = _black(plane.size)
+        return Image.merge("RGBA", (black, black, black, plane))
+    # Gradient: two grey levels along a random direction, ink composited in black.
+    ends = rng.uniform(spans["shade"][0], spans["shade"][1], size=2)
+    angle = rng.uniform(0, 2 * math.pi)
+    ys, xs = np.mgrid[0 : style.height, 0 : style.width]  # (height, width) each
+    along = xs * math.cos(angle) + ys * math.sin(angle)
+    along = (along - along.min()) / max(1e-9, float(np.ptp(along)))
+    background = Image.fromarray((ends[0] + (ends[1] - ends[0]) * along).round().astype(np.uint8), "L")
+    gray = Image.composite(_black(plane.size), background, plane)
+    return Image.merge("RGB", (gray, gray, gray))
+
+
+@lru_cache(maxsize=8)
+def _black(size: tuple[int, int]) -> Image.Image:
+    """A black ``L`` plane, shared read-only between samples (merge and composite copy it)."""
+    return Image.new("L", size)

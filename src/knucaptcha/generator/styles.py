@@ -1,0 +1,333 @@
+"""What a synthetic captcha looks like: typed, frozen style configuration.
+
+A :class:`Style` fixes the image (size, background, fonts, alphabet, label
+length) and holds two sets of :class:`Knobs`: ``calm`` (the ranges at
+difficulty 0) and ``wild`` (the ranges at difficulty 1). A sample of
+difficulty ``d`` draws every knob from the range linearly between the two, so
+one number scales rotation, overlap, noise and warp together. The presets
+``easy``, ``medium`` and ``hard`` fix ``d``; ``mixed`` draws ``d`` uniformly
+from [0, 1] for each sample, which gives a training set that covers both ends.
+
+Three styles are built in (see :func:`get_style`):
+
+``knu``
+    The current KNU captcha as far as we know it (``CONTEXT.md``): 140×35 RGBA,
+    fully transparent background, ink only in the alpha channel, 4 symbols of
+    ``0-9A-Z``. Drawn with the DejaVu families (sans, serif, mono; regular,
+    bold, oblique), with noise lines, arcs, an occasional curve and dots.
+``knu2021``
+    The 2021 captcha: 150×40 opaque RGB, grey gradient, one or two black curves
+    across, bold italic lowercase from SimpleCaptcha's alphabet. Five symbols,
+    SimpleCaptcha's default length (and the length of the Keras example's data).
+``knu-unseen``
+    A knu-like style deliberately outside ``knu``'s distribution, to measure
+    fine-tuning on something the default model has not seen: the STIX and
+    Computer Modern fonts (``knu`` never uses them), a grid of thin lines and
+    salt speckle (``knu`` draws neither) and strokes thicker than ``knu``'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from ..charset import DIGITS_UPPER, SIMPLECAPTCHA, Charset
+from ..errors import ConfigError
+from ..spec import PreprocessSpec, check_keys
+
+Span = tuple[float, float]
+"""An inclusive ``(low, high)`` range a value is drawn from."""
+
+Difficulty = Literal["easy", "medium", "hard", "mixed"]
+
+DIFFICULTY_LEVELS: dict[str, float] = {"easy": 0.2, "medium": 0.5, "hard": 1.0}
+"""The fixed difficulty of each preset; ``mixed`` draws one per sample from [0, 1]."""
+
+DIFFICULTIES: tuple[str, ...] = (*DIFFICULTY_LEVELS, "mixed")
+
+Background = Literal["transparent", "gradient"]
+BACKGROUNDS: tuple[str, ...] = ("transparent", "gradient")
+
+
+def _knob(default: Span, low: float, high: float) -> Any:
+    """A knob field: its default span and the limits any span must stay within."""
+    return field(default=default, metadata={"limits": (low, high)})
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """The ranges one sample's random choices are drawn from.
+
+    Every field is a ``(low, high)`` span; counts are rounded down after
+    drawing. Lengths are in pixels of the final image. The defaults draw
+    plain upright text without noise, so a style only names what it varies.
+
+    Args:
+        font_size: font size (em) in pixels, per glyph.
+        stretch: horizontal scale of each glyph (below 1 is condensed).
+        rotation: degrees each glyph is turned about its centre (positive is
+            counter-clockwise).
+        jitter: vertical offset of each glyph from the common baseline.
+        spacing: gap between neighbouring glyph boxes; negative overlaps them.
+        ink: opacity 1..255 of glyphs and noise (on a transparent background
+            this is the alpha value; the seed's binarization sees any ink as 1).
+        lines: number of straight noise segments.
+        arcs: number of elliptic noise arcs.
+        curves: number of wavy lines across the whole image (SimpleCaptcha's noise).
+        stroke: width of lines, arcs, curves and grid lines.
+        dots: number of noise dots.
+        dot_size: diameter of a noise dot.
+        grid: number of columns of a lattice of thin lines (rows at the same
+            pitch); 0 draws none.
+        speckle: fraction of pixels set to ink at random after warping.
+        warp: amplitude of a vertical sine displacement.
+        warp_period: wavelength of that sine.
+        elastic: standard deviation of a random smooth displacement.
+        shade: grey levels 0..255 of the two ends of a gradient background.
+    """
+
+    font_size: Span = _knob((24, 24), 6, 96)
+    stretch: Span = _knob((1.0, 1.0), 0.3, 3.0)
+    rotation: Span = _knob((0, 0), -90, 90)
+    jitter: Span = _knob((0, 0), -40, 40)
+    spacing: Span = _knob((1, 1), -40, 40)
+    ink: Span = _knob((255, 255), 1, 255)
+    lines: Span = _knob((0, 0), 0, 50)
+    arcs: Span = _knob((0, 0), 0, 50)
+    curves: Span = _knob((0, 0), 0, 10)
+    stroke: Span = _knob((1, 1), 1, 12)
+    dots: Span = _knob((0, 0), 0, 2000)
+    dot_size: Span = _knob((1, 1), 1, 10)
+    grid: Span = _knob((0, 0), 0, 100)
+    speckle: Span = _knob((0, 0), 0, 0.5)
+    warp: Span = _knob((0, 0), 0, 20)
+    warp_period: Span = _knob((60, 60), 4, 1000)
+    elastic: Span = _knob((0, 0), 0, 10)
+    shade: Span = _knob((255, 255), 0, 255)
+
+    def __post_init__(self) -> None:
+        for knob in fields(self):
+            span = getattr(self, knob.name)
+            low, high = knob.metadata["limits"]
+            if not (isinstance(span, tuple) and len(span) == 2):
+                raise ConfigError(f"knob {knob.name} must be a (low, high) pair, not {span!r}")
+            if not low <= span[0] <= span[1] <= high:
+                raise ConfigError(
+                    f"knob {knob.name}={span!r} must satisfy {low} <= low <= high <= {high}"
+                )
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Knobs:
+        """Build from a mapping of knob name to ``[low, high]``, rejecting unknown keys."""
+        check_keys(cls, values)
+        return cls(**{name: tuple(span) for name, span in values.items()})
+
+
+def blend(calm: Knobs, wild: Knobs, difficulty: float) -> dict[str, Span]:
+    """Each knob's span at ``difficulty``: both ends interpolated from ``calm`` (0) to ``wild`` (1).
+
+    Returns a plain dict rather than :class:`Knobs` because it is built for every
+    sample and the spans need no re-validation (a blend of valid spans is valid).
+    """
+    spans = {}
+    for knob in fields(Knobs):
+        (calm_low, calm_high), (wild_low, wild_high) = getattr(calm, knob.name), getattr(wild, knob.name)
+        spans[knob.name] = (
+            calm_low + (wild_low - calm_low) * difficulty,
+            calm_high + (wild_high - calm_high) * difficulty,
+        )
+    return spans
+
+
+@dataclass(frozen=True)
+class Style:
+    """Everything that decides what a generated captcha looks like.
+
+    Args:
+        name: the style's name, recorded nowhere but useful in messages.
+        charset: the symbols labels are drawn from (uniformly, independently).
+        min_length: shortest label.
+        max_length: longest label; a model for this style needs at least this.
+        preprocess: how a model should read these images.
+        width: image width in pixels.
+        height: image height in pixels.
+        background: ``transparent`` (RGBA, ink in alpha, RGB black) or
+            ``gradient`` (opaque RGB, black ink over a grey gradient).
+        fonts: file-name patterns (``fnmatch``, without suffix) of the fonts to
+            draw with, in ``font_dir``; fonts lacking a symbol are skipped.
+        font_dir: folder of ``.ttf``/``.otf`` files; None means the fonts that
+            matplotlib ships (a core dependency, so every install has them).
+        difficulty: a preset (``easy``, ``medium``, ``hard``) or ``mixed``.
+        calm: knob ranges at difficulty 0.
+        wild: knob ranges at difficulty 1.
+    """
+
+    name: str
+    charset: Charset
+    min_length: int
+    max_length: int
+    preprocess: PreprocessSpec
+    width: int
+    height: int
+    background: Background
+    fonts: tuple[str, ...]
+    font_dir: Path | None = None
+    difficulty: Difficulty = "medium"
+    calm: Knobs = Knobs()
+    wild: Knobs = Knobs()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.charset, Charset):
+            raise ConfigError(f"charset must be a Charset, not {type(self.charset).__name__}")
+        if not 1 <= self.min_length <= self.max_length <= 64:
+            raise ConfigError(
+                f"label length range {self.min_length}..{self.max_length} must satisfy 1 <= min <= max <= 64"
+            )
+        if not (8 <= self.width <= 2048 and 8 <= self.height <= 512):
+            raise ConfigError(f"image size {self.width}x{self.height} is outside 8..2048 x 8..512")
+        if self.background not in BACKGROUNDS:
+            raise ConfigError(f"background must be one of {', '.join(BACKGROUNDS)}, not {self.background!r}")
+        if self.difficulty not in DIFFICULTIES:
+            raise ConfigError(f"difficulty must be one of {', '.join(DIFFICULTIES)}, not {self.difficulty!r}")
+        if not self.fonts or not all(isinstance(p, str) and p for p in self.fonts):
+            raise ConfigError("fonts must be a non-empty tuple of file-name patterns")
+        if not isinstance(self.calm, Knobs) or not isinstance(self.wild, Knobs):
+            raise ConfigError("calm and wild must be Knobs")
+
+
+_KNU_WILD = Knobs(
+    font_size=(17, 32),
+    stretch=(0.7, 1.3),
+    rotation=(-30, 30),
+    jitter=(-5, 5),
+    spacing=(-5, 4),
+    ink=(150, 255),
+    lines=(1, 5),
+    arcs=(0, 3),
+    curves=(0, 1),
+    stroke=(1, 3),
+    dots=(0, 80),
+    dot_size=(1, 2),
+    warp=(0, 3),
+    warp_period=(25, 120),
+    elastic=(0, 1.5),
+)
+
+
+def _knu() -> Style:
+    return Style(
+        name="knu",
+        charset=Charset(DIGITS_UPPER),
+        min_length=4,
+        max_length=4,
+        preprocess=PreprocessSpec(),
+        width=140,
+        height=35,
+        background="transparent",
+        fonts=("DejaVuSans*", "DejaVuSerif*"),
+        calm=Knobs(
+            font_size=(23, 26),
+            stretch=(0.95, 1.05),
+            rotation=(-4, 4),
+            jitter=(-1, 1),
+            spacing=(0, 2),
+            lines=(0, 1),
+            dots=(0, 5),
+            warp_period=(60, 120),
+        ),
+        wild=_KNU_WILD,
+    )
+
+
+def _knu2021() -> Style:
+    return Style(
+        name="knu2021",
+        charset=Charset(SIMPLECAPTCHA),
+        min_length=5,
+        max_length=5,
+        preprocess=PreprocessSpec(mode="gray", height=40, width=150, binarize=False),
+        width=150,
+        height=40,
+        background="gradient",
+        fonts=("DejaVuSans-BoldOblique", "DejaVuSansMono-BoldOblique", "DejaVuSerif-BoldItalic"),
+        calm=Knobs(
+            font_size=(27, 29),
+            rotation=(-3, 3),
+            jitter=(-1, 1),
+            spacing=(-1, 1),
+            curves=(1, 1),
+            stroke=(2, 2),
+            warp_period=(80, 150),
+            shade=(190, 250),
+        ),
+        wild=Knobs(
+            font_size=(23, 33),
+            stretch=(0.85, 1.15),
+            rotation=(-15, 15),
+            jitter=(-3, 3),
+            spacing=(-4, 2),
+            curves=(1, 2),
+            stroke=(1, 3),
+            warp=(0, 3),
+            warp_period=(40, 150),
+            elastic=(0, 1),
+            shade=(110, 255),
+        ),
+    )
+
+
+def _knu_unseen() -> Style:
+    return replace(
+        _knu(),
+        name="knu-unseen",
+        fonts=("STIXGeneral*", "cmr10", "cmb10", "cmss10", "cmtt10", "cmti10", "cmmi10"),
+        calm=Knobs(
+            font_size=(24, 28),
+            rotation=(-6, 6),
+            jitter=(-1, 1),
+            lines=(1, 1),
+            stroke=(3, 3.5),
+            grid=(6, 8),
+            speckle=(0.005, 0.01),
+            warp_period=(60, 120),
+        ),
+        wild=replace(
+            _KNU_WILD,
+            lines=(1, 2),
+            arcs=(0, 1),
+            curves=(0, 0),
+            stroke=(3.5, 4.5),
+            dots=(0, 0),
+            grid=(8, 12),
+            speckle=(0.01, 0.03),
+        ),
+    )
+
+
+_STYLES = {"knu": _knu, "knu2021": _knu2021, "knu-unseen": _knu_unseen}
+STYLE_NAMES: tuple[str, ...] = tuple(_STYLES)
+
+
+def get_style(name: str = "knu", difficulty: str = "medium", **overrides: Any) -> Style:
+    """A built-in style at a difficulty preset, with any :class:`Style` fields overridden.
+
+    ``charset`` may be given as a string and ``font_dir`` as a string path;
+    ``calm``/``wild`` as mappings of knob name to ``(low, high)``.
+
+    Raises:
+        ConfigError: an unknown style, difficulty or override key, or a value out of range.
+    """
+    if name not in _STYLES:
+        raise ConfigError(f"unknown style {name!r}; choose one of {', '.join(STYLE_NAMES)}")
+    check_keys(Style, overrides)
+    if isinstance(overrides.get("charset"), str):
+        overrides["charset"] = Charset(overrides["charset"])
+    if isinstance(overrides.get("font_dir"), str):
+        overrides["font_dir"] = Path(overrides["font_dir"])
+    for knobs in ("calm", "wild"):
+        if isinstance(overrides.get(knobs), dict):
+            overrides[knobs] = Knobs.from_dict(overrides[knobs])
+    if isinstance(overrides.get("fonts"), list):
+        overrides["fonts"] = tuple(overrides["fonts"])
+    return replace(_STYLES[name](), difficulty=difficulty, **overrides)

@@ -27,12 +27,20 @@ METADATA_PREFIX = "knucaptcha."
 
 def check_keys(cls: type, values: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigError` if ``values`` has keys that are not fields of dataclass ``cls``."""
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{cls.__name__} values must be a mapping, not {type(values).__name__}")
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(
             f"unknown {cls.__name__} keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
         )
+
+
+def _check_int(name: str, value: object) -> None:
+    # Values read back from JSON metadata may be strings or floats; compare only integers.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,11 @@ class PreprocessSpec:
     threshold: int = 0
 
     def __post_init__(self) -> None:
+        _check_int("height", self.height)
+        _check_int("width", self.width)
+        _check_int("threshold", self.threshold)
+        if not isinstance(self.binarize, bool):
+            raise ConfigError(f"binarize must be true or false, not {self.binarize!r}")
         if self.mode not in CHANNEL_MODES:
             raise ConfigError(f"mode must be one of {', '.join(CHANNEL_MODES)}, not {self.mode!r}")
         if not (8 <= self.height <= 512 and 8 <= self.width <= 2048):
@@ -94,6 +107,7 @@ class ModelSpec:
     max_length: int = 4
 
     def __post_init__(self) -> None:
+        _check_int("max_length", self.max_length)
         if not 1 <= self.max_length <= 64:
             raise ConfigError(f"max_length must lie in 1..64, not {self.max_length}")
 

@@ -46,3 +46,23 @@ def linear_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a random-weight ONNX model over the KNU charset (see :func:`build_linear_onnx`)."""
     spec = ModelSpec(Charset(DIGITS_UPPER), PreprocessSpec(), max_length=4)
     return build_linear_onnx(tmp_path_factory.mktemp("models") / "linear.onnx", spec)
+
+
+def write_captchas(folder: Path, labels: list[str]) -> Path:
+    """Write one 140×35 transparent PNG per label, text in the alpha channel, named ``LABEL_i.png``."""
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, label in enumerate(labels):
+        image = Image.new("RGBA", (140, 35), (0, 0, 0, 0))
+        ImageDraw.Draw(image).text((20 + 3 * (index % 7), 10), label, fill=(0, 0, 0, 255))
+        image.save(folder / f"{label}_{index}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def captcha_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A labelled folder of 20 simple KNU-shaped captchas (read-only: copy it before breaking files)."""
+    rng = np.random.default_rng(0)
+    labels = ["".join(rng.choice(list(DIGITS_UPPER), 4)) for _ in range(20)]
+    return write_captchas(tmp_path_factory.mktemp("captchas"), labels)

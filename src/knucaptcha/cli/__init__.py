@@ -7,6 +7,8 @@ need them, so ``knucaptcha solve`` works from the base install.
 from __future__ import annotations
 
 from . import data  # noqa: F401  (registers commands)
+from . import evaluate  # noqa: F401  (registers commands)
+from . import solve  # noqa: F401  (registers commands)
 from .app import app
 
 __all__ = ["app", "main"]

@@ -1,0 +1,103 @@
+"""``knucaptcha solve``: read captcha images with a model and print what they say.
+
+Output is made for pipes: one ``file<TAB>text<TAB>confidence`` line per image
+(``cut -f2`` gives the texts), or with ``--json`` one JSON list. Progress and
+per-file errors go to stderr, so stdout holds nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import MissingFileError
+from ..evaluate import ProgressCallback, SolvedFile, solve_files
+from ..labels import IMAGE_EXTENSIONS
+from .app import app, progress
+
+EXIT_SOME_FAILED = 1
+"""Exit status when the command ran but some images could not be read (2 means it could not run)."""
+
+
+@contextmanager
+def progress_callback(description: str, total: int) -> Iterator[ProgressCallback]:
+    """A progress bar on stderr for ``total`` files, as a callback that advances it."""
+    with progress() as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda done: bar.advance(task, done)
+
+
+def image_files(inputs: list[Path]) -> list[Path]:
+    """The files named in ``inputs``, with each folder replaced by its image files (sorted, not hidden).
+
+    Raises:
+        MissingFileError: an input does not exist, or the inputs hold no image at all.
+    """
+    files: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            entries = sorted(path.iterdir())
+            files.extend(entry for entry in entries if _is_image_file(entry))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise MissingFileError(f"no such file or folder: {path}")
+    if not files:
+        raise MissingFileError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {', '.join(map(str, inputs))}")
+    return files
+
+
+def _is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".") and path.is_file()
+
+
+@app.command()
+def solve(
+    images: Annotated[list[Path], typer.Argument(help="Image files, or folders whose images are all read.")],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="A .onnx model file, or the name of a bundled model.")
+    ] = "default",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON list of {file, text, confidence, char_confidences}.")
+    ] = False,
+    beam: Annotated[int, typer.Option(min=0, help="Beam search width; 0 decodes greedily (fastest).")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images run through the model at once.")] = 64,
+) -> None:
+    """Read captcha images: prints FILE<TAB>TEXT<TAB>CONFIDENCE per image.
+
+    Images that cannot be read are reported on stderr (with --json, as objects
+    with an "error" field) and the others are still read; the exit status is
+    then 1. A single unreadable image, or a bad model, ends with status 2.
+    """
+    from ..inference import Solver  # ONNX Runtime loads only when a command needs it
+
+    solver = Solver.load(model)
+    files = image_files(images)
+    if len(files) == 1:
+        results = solve_files(solver, files, beam_width=beam)
+        if results[0].error is not None and not images[0].is_dir():
+            raise results[0].error  # the one image asked for by name: a plain error, not a report
+    else:
+        with progress_callback("solving", len(files)) as advance:
+            results = solve_files(solver, files, beam_width=beam, batch_size=batch_size, on_progress=advance)
+    _print_results(results, as_json)
+    failed = sum(result.error is not None for result in results)
+    if failed:
+        typer.echo(f"error: {failed} of {len(results)} images could not be read", err=True)
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _print_results(results: list[SolvedFile], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps([result.to_dict() for result in results], ensure_ascii=False, indent=2))
+        return
+    for result in results:
+        if result.prediction is None:
+            typer.echo(f"error: {result.error}", err=True)
+        else:
+            typer.echo(f"{result.path}\t{result.prediction.text}\t{result.prediction.confidence:.4f}")

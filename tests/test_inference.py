@@ -1,0 +1,152 @@
+"""The ONNX Runtime :class:`Solver`: loading, metadata, batch and thread consistency, typed errors."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+from PIL import Image
+
+from knucaptcha.charset import DIGITS_UPPER, UNKNOWN
+from knucaptcha.ctc import Prediction, beam_decode
+from knucaptcha.errors import ConfigError, ImageError, MissingFileError, ModelError
+from knucaptcha.inference import Solver
+from knucaptcha.preprocess import to_batch
+from knucaptcha.spec import METADATA_PREFIX, PreprocessSpec
+
+
+@pytest.fixture(scope="module")
+def solver(linear_model: Path) -> Solver:
+    return Solver.load(linear_model)
+
+
+@pytest.fixture(scope="module")
+def image_paths(captcha_folder: Path) -> list[Path]:
+    return sorted(captcha_folder.glob("*.png"))
+
+
+def test_load_reads_the_spec_from_the_model_metadata(solver: Solver) -> None:
+    assert solver.name == "linear"
+    assert solver.spec.charset.symbols == DIGITS_UPPER
+    assert solver.spec.preprocess == PreprocessSpec()
+    assert solver.spec.max_length == 4
+    assert solver.metadata[f"{METADATA_PREFIX}charset"] == DIGITS_UPPER
+
+
+def test_solve_gives_a_consistent_prediction(solver: Solver, image_paths: list[Path]) -> None:
+    prediction = solver.solve(image_paths[0])
+
+    assert isinstance(prediction, Prediction)
+    assert prediction.text
+    assert set(prediction.text) <= set(DIGITS_UPPER) | {UNKNOWN}
+    assert len(prediction.char_confidences) == len(prediction.text)
+    assert all(0.0 < c <= 1.0 for c in prediction.char_confidences)
+    assert prediction.confidence == pytest.approx(float(np.prod(prediction.char_confidences)))
+
+
+def test_every_image_source_reads_the_same(solver: Solver, image_paths: list[Path]) -> None:
+    path = image_paths[0]
+    with Image.open(path) as opened:
+        image = opened.copy()
+    sources = [path, str(path), path.read_bytes(), image, np.asarray(image)]
+
+    assert {solver.solve(source) for source in sources} == {solver.solve(path)}
+
+
+def test_batch_equals_single(solver: Solver, image_paths: list[Path]) -> None:
+    singles = [solver.solve(path) for path in image_paths]
+
+    assert solver.solve_batch(image_paths, batch_size=3) == singles
+    assert solver.solve_batch(image_paths) == singles
+    assert solver.solve_batch([]) == []
+
+
+def test_concurrent_solving_matches_sequential(solver: Solver, image_paths: list[Path]) -> None:
+    work = image_paths * 4
+    sequential = [solver.solve(path) for path in work]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(solver.solve, work))
+        chunks = [work[start : start + 5] for start in range(0, len(work), 5)]
+        batched = list(pool.map(solver.solve_batch, chunks))
+
+    assert concurrent == sequential
+    assert [prediction for chunk in batched for prediction in chunk] == sequential
+
+
+def test_beam_search_decodes_the_model_probabilities(solver: Solver, image_paths: list[Path]) -> None:
+    probs = solver.probabilities(to_batch(image_paths[:2], solver.spec.preprocess))  # (2, T, C)
+
+    assert probs.shape == (2, 140, solver.spec.charset.num_classes)
+    np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-5)
+    for path, frames in zip(image_paths, probs):
+        assert solver.solve(path, beam_width=4) == beam_decode(frames, solver.spec.charset, 4)
+
+
+def test_negative_beam_or_batch_size_is_a_config_error(solver: Solver, image_paths: list[Path]) -> None:
+    with pytest.raises(ConfigError):
+        solver.solve(image_paths[0], beam_width=-1)
+    with pytest.raises(ConfigError):
+        solver.solve_batch(image_paths, batch_size=0)
+
+
+def test_missing_model_file(tmp_path: Path) -> None:
+    with pytest.raises(MissingFileError, match="no such model file"):
+        Solver.load(tmp_path / "absent.onnx")
+
+
+def test_a_folder_is_not_a_model(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not a model file"):
+        Solver.load(tmp_path)
+
+
+def test_random_bytes_are_not_a_model(tmp_path: Path) -> None:
+    path = tmp_path / "noise.onnx"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+
+    with pytest.raises(ModelError, match="not a loadable ONNX model"):
+        Solver.load(path)
+
+
+def test_an_onnx_model_without_our_metadata_is_refused(tmp_path: Path) -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "foreign",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "foreign.onnx"
+    onnx.save(model, str(path))
+
+    with pytest.raises(ModelError, match="not a knucaptcha model"):
+        Solver.load(path)
+
+
+def test_a_model_from_a_newer_format_is_refused(linear_model: Path, tmp_path: Path) -> None:
+    model = onnx.load(str(linear_model))
+    for prop in model.metadata_props:
+        if prop.key == f"{METADATA_PREFIX}format":
+            prop.value = "99"
+    path = tmp_path / "future.onnx"
+    onnx.save(model, str(path))
+
+    with pytest.raises(ModelError, match="newer"):
+        Solver.load(path)
+
+
+def test_unreadable_and_missing_images(solver: Solver, tmp_path: Path) -> None:
+    broken = tmp_path / "AB12.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+
+    with pytest.raises(ImageError, match="AB12.png"):
+        solver.solve(broken)
+    with pytest.raises(ImageError):
+        solver.solve(b"not an image")
+    with pytest.raises(MissingFileError):
+        solver.solve(tmp_path / "absent.png")

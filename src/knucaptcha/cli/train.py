@@ -1,0 +1,144 @@
+"""``knucaptcha train``: train a model on a labelled folder or on generated captchas, export it to ONNX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from click.core import ParameterSource
+
+from ..errors import TrainingError
+from .app import app, console, progress
+
+EXIT_INTERRUPTED = 130
+RESUMABLE = {"max_epochs", "threads"}
+"""Options that may change when resuming; the rest come from the run's checkpoint."""
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    out: Path = typer.Option(..., "--out", help="Run folder: checkpoint, history.csv, curves.png, model.onnx."),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="Labelled image folder; without it, train on freshly generated captchas."
+    ),
+    preset: str = typer.Option("fast", "--preset", help="Architecture: fast (default) or seed (the notebook's)."),
+    style: str = typer.Option(
+        "knu", "--style", help="Generated data style (knu, knu2021, knu-unseen); for --data, its preprocessing."
+    ),
+    difficulty: str = typer.Option("mixed", "--difficulty", help="Generated data difficulty."),
+    max_epochs: int = typer.Option(500, "--max-epochs", help="Upper bound on epochs."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Images per step."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
+    patience: int = typer.Option(
+        10, "--patience", help="Stop after this many epochs without a better validation loss (counted after take-off)."
+    ),
+    min_epochs: int = typer.Option(0, "--min-epochs", help="Epochs always trained."),
+    lr_patience: int = typer.Option(5, "--lr-patience", help="Halve the learning rate after this many epochs without progress (0: never)."),
+    seed: int = typer.Option(0, "--seed", help="Seeds initialization, split, shuffling, augmentation, generated data."),
+    augment: Optional[bool] = typer.Option(
+        None, "--augment/--no-augment", help="Affine jitter and noise on training images [default: on for --data]."
+    ),
+    valid_fraction: float = typer.Option(0.1, "--valid-fraction", help="Share of --data held out for validation."),
+    epoch_size: int = typer.Option(4000, "--epoch-size", help="Generated images per epoch."),
+    valid_size: int = typer.Option(400, "--valid-size", help="Generated validation images."),
+    case: str = typer.Option("keep", "--case", help="Label case for --data: keep, upper or lower."),
+    init: Optional[str] = typer.Option(
+        None, "--init", help="Fine-tune from a checkpoint, a run folder, or the bundled 'default'."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    threads: int = typer.Option(0, "--threads", help="PyTorch CPU threads (0: PyTorch's default)."),
+) -> None:
+    """Train a CRNN with CTC loss; write RUN/model.onnx, ready for `knucaptcha solve --model`."""
+    import torch
+
+    from ..train import TrainConfig, count_parameters, load_checkpoint, start
+    from ..train.data import FolderSource, GeneratedSource
+    from ..train.trainer import Trainer
+
+    if threads:
+        torch.set_num_threads(threads)
+    observer = _bar_observer()
+    if resume:
+        fixed = sorted(
+            f"--{name.replace('_', '-')}"
+            for name in ctx.params
+            if name not in RESUMABLE | {"out", "resume"} and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+        )
+        if fixed:
+            raise TrainingError(f"--resume continues with the run's own settings; drop {', '.join(fixed)}")
+        given = ctx.get_parameter_source("max_epochs") == ParameterSource.COMMANDLINE
+        trainer = Trainer.resume(out, max_epochs=max_epochs if given else None, observer=observer)
+        console.print(f"resuming {out} after epoch {trainer.epoch}")
+    else:
+        config = TrainConfig(
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            patience=patience,
+            min_epochs=min_epochs,
+            lr_patience=lr_patience,
+            seed=seed,
+            augment=data is not None if augment is None else augment,
+            valid_fraction=valid_fraction,
+            epoch_size=epoch_size,
+            valid_size=valid_size,
+        )
+        loaded = (init, load_checkpoint(init)) if init else None
+        if data is not None:
+            from ..generator import get_style
+
+            preprocess = loaded[1].spec.preprocess if loaded else get_style(style).preprocess
+            source = FolderSource(data, preprocess, case=case, valid_fraction=valid_fraction, seed=seed)
+        else:
+            with console.status("generating the validation set"):
+                source = GeneratedSource(style, difficulty, seed=seed, epoch_size=epoch_size, valid_size=valid_size)
+        trainer = start(out, source, config, preset=preset, init=loaded, observer=observer)
+    spec = trainer.spec
+    console.print(
+        f"model: preset {trainer.preset}, {count_parameters(trainer.model):,} parameters; "
+        f"{len(spec.charset)} symbols + blank, up to {spec.max_length} long; "
+        f"input {spec.preprocess.width}x{spec.preprocess.height} {spec.preprocess.mode}"
+    )
+    with observer.bar:
+        result = trainer.fit()
+    if result.stopped == "interrupted":
+        console.print(
+            f"interrupted: the checkpoint after epoch {result.epochs} is in {out / 'checkpoint.pt'}; "
+            f"continue with: knucaptcha train --out {out} --resume"
+        )
+        raise typer.Exit(EXIT_INTERRUPTED)
+    console.print(
+        f"{result.stopped} after {result.epochs} epochs ({result.seconds:.0f} s); best epoch {result.best_epoch}: "
+        f"validation loss {result.best_val_loss:.4f}, sequence accuracy {result.best_val_accuracy:.1%}"
+    )
+    typer.echo(str(out / "model.onnx"))
+
+
+def _bar_observer():  # type: ignore[no-untyped-def]
+    """A trainer observer drawing one Rich progress bar per epoch and a line per finished epoch."""
+    from ..train import Observer
+
+    class BarObserver(Observer):
+        def __init__(self) -> None:
+            self.bar = progress()
+            self.task: Optional[int] = None
+
+        def epoch_started(self, epoch: int, steps: int) -> None:
+            self.task = self.bar.add_task(f"epoch {epoch}", total=steps)
+
+        def step_done(self) -> None:
+            if self.task is not None:
+                self.bar.advance(self.task)
+
+        def epoch_done(self, record, improved: bool) -> None:  # type: ignore[no-untyped-def]
+            if self.task is not None:
+                self.bar.remove_task(self.task)
+            self.bar.console.print(
+                f"epoch {record.epoch:3d}  loss {record.loss:8.4f}  val loss {record.val_loss:8.4f}  "
+                f"val acc {record.val_accuracy:6.1%}  val CER {record.val_cer:6.3f}  lr {record.lr:.1e}  "
+                f"{record.seconds:5.1f}s{'  *' if improved else ''}"
+            )
+
+    return BarObserver()

@@ -1,0 +1,141 @@
+"""Checkpoints: weights together with their ModelSpec, ArchConfig and preset, in one file.
+
+Two kinds share one layout: a run's ``checkpoint.pt`` (current and best
+weights, optimizer, epoch, early-stopping state, history, configuration: all
+that ``--resume`` needs) and a model file ``model.pt`` (the best weights only,
+for ``--init`` and the other exporters). :func:`load_checkpoint` reads both.
+Files are written atomically, so a crash never leaves half a checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from importlib import resources
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from ..charset import Charset
+from ..errors import ConfigError, MissingFileError, ModelError, TrainingError
+from ..spec import ModelSpec
+from .config import ArchConfig
+from .model import CRNN
+
+FORMAT = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+MODEL_NAME = "model.pt"
+BUNDLED = {"default": "default.pt"}
+"""Models shipped in the package, by the name ``--init`` accepts."""
+
+
+class LoadedModel(NamedTuple):
+    """A model rebuilt from a checkpoint (best weights, eval mode) with its description."""
+
+    model: CRNN
+    spec: ModelSpec
+    arch: ArchConfig
+    preset: str
+    state: dict[str, Any]
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(temp_path)`` on a temporary file in ``path``'s folder, then move it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Not mkstemp: its files are private (0600); these should get the usual umask permissions.
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        write(temp)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def save(state: dict[str, Any], path: Path) -> None:
+    """Write a checkpoint dictionary atomically."""
+    atomic_write(path, lambda temp: torch.save({"format": FORMAT, **state}, temp))
+
+
+def describe(model: CRNN, spec: ModelSpec, arch: ArchConfig, preset: str) -> dict[str, Any]:
+    """The part every checkpoint carries: weights and everything needed to rebuild the model."""
+    return {"model": model.state_dict(), "spec": spec.to_metadata(), "arch": arch.to_dict(), "preset": preset}
+
+
+def resolve(reference: str | os.PathLike[str]) -> Path:
+    """The file behind ``--init``: a bundled name, a run folder (its ``model.pt``, else its checkpoint) or a file."""
+    if isinstance(reference, str) and reference in BUNDLED:
+        path = Path(str(resources.files("knucaptcha") / "models" / BUNDLED[reference]))
+        if not path.is_file():
+            raise ModelError(f"the bundled model {reference!r} is missing from this installation ({path})")
+        return path
+    path = Path(reference)
+    if path.is_dir():
+        for name in (MODEL_NAME, CHECKPOINT_NAME):
+            if (path / name).is_file():
+                return path / name
+        raise MissingFileError(f"{path} holds neither {MODEL_NAME} nor {CHECKPOINT_NAME}")
+    if not path.is_file():
+        raise MissingFileError(f"no such checkpoint: {path}")
+    return path
+
+
+def read(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The dictionary stored in a checkpoint file; :class:`ModelError` if it is not one of ours."""
+    path = resolve(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises pickle, zip and runtime errors alike on a bad file
+        raise ModelError(f"{path} is not a readable checkpoint: {str(error).splitlines()[0]}") from None
+    if not isinstance(state, dict) or not {"format", "model", "spec", "arch"} <= set(state):
+        raise ModelError(f"{path} is not a knucaptcha checkpoint")
+    if state["format"] > FORMAT:
+        raise ModelError(f"{path} has checkpoint format {state['format']}, newer than this knucaptcha reads")
+    return state
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> LoadedModel:
+    """Rebuild the model a checkpoint holds, with its best weights, in eval mode.
+
+    Args:
+        path: a ``.pt`` file, a run folder, or a bundled model's name (``default``).
+    """
+    state = read(path)
+    try:
+        spec = ModelSpec.from_metadata(state["spec"])
+        arch = ArchConfig.from_dict(state["arch"])
+    except ConfigError as error:
+        raise ModelError(f"{path}: {error}") from None
+    model = CRNN(arch, spec)
+    model.load_state_dict(state.get("best_model", state["model"]))
+    return LoadedModel(model.eval(), spec, arch, state.get("preset", "custom"), state)
+
+
+def adapt(loaded: LoadedModel, charset: Charset, max_length: int) -> tuple[CRNN, ModelSpec]:
+    """A copy of ``loaded`` that reads ``charset``, for fine-tuning on data with another vocabulary.
+
+    The new charset keeps the old symbols in their classes and appends the
+    data's new ones, so every shared symbol's output row is copied; new rows
+    start from fresh initialization.
+
+    Raises:
+        TrainingError: the data shares no symbol with the model (nothing to fine-tune from).
+    """
+    old = loaded.spec.charset
+    shared = [s for s in charset.symbols if s in old]
+    if not shared:
+        raise TrainingError(
+            f"the data's vocabulary {charset.symbols!r} shares no symbol with the model's {old.symbols!r}; "
+            "train from scratch instead of --init"
+        )
+    merged = Charset(old.symbols + "".join(s for s in charset.symbols if s not in old))
+    spec = ModelSpec(merged, loaded.spec.preprocess, max(max_length, loaded.spec.max_length))
+    model = CRNN(loaded.arch, spec)
+    weights = {k: v for k, v in loaded.model.state_dict().items() if not k.startswith("classifier.")}
+    model.load_state_dict(weights, strict=False)
+    with torch.no_grad():
+        rows = old.num_classes  # blank and the old symbols keep their classes
+        model.classifier.weight[:rows] = loaded.model.classifier.weight
+        model.classifier.bias[:rows] = loaded.model.classifier.bias
+    return model, spec

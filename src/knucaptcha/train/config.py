@@ -1,0 +1,159 @@
+"""Typed, frozen configuration of the model architecture and of a training run.
+
+Both travel inside every checkpoint (as plain dicts) and the architecture also
+inside the exported ONNX file, so a run can be resumed, fine-tuned or audited
+from its files alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+from ..errors import ConfigError
+from ..spec import check_keys
+
+Downsample = Literal["maxpool", "stride"]
+
+
+def _tupled(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with lists turned back into tuples (JSON and torch.save round-trips give lists)."""
+    check_keys(cls, values)
+    tuple_fields = {f.name for f in fields(cls) if str(f.type).startswith("tuple")}
+    return {
+        key: tuple(tuple(v) if isinstance(v, list) else v for v in value) if key in tuple_fields else value
+        for key, value in values.items()
+    }
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """The CRNN's stages: convolutional feature extraction, bidirectional LSTMs, a linear head.
+
+    Args:
+        channels: output channels of each conv block (3×3, 'same' padding, ReLU).
+        pools: per conv block, the (height, width) downsampling factor.
+        downsample: ``maxpool`` convolves at full size then max-pools (the
+            seed); ``stride`` convolves with that stride (4× cheaper a block).
+        batch_norm: batch normalization after each convolution.
+        dense: width of the per-step projection of the flattened feature column.
+        dropout: dropout after that projection.
+        hidden: hidden units per direction of each bidirectional LSTM layer.
+        recurrent_dropout: dropout on each recurrent layer's input, one mask
+            per sequence shared by all steps (as Keras' ``LSTM(dropout=...)``).
+    """
+
+    channels: tuple[int, ...] = (32, 64)
+    pools: tuple[tuple[int, int], ...] = ((2, 2), (2, 2))
+    downsample: Downsample = "maxpool"
+    batch_norm: bool = False
+    dense: int = 64
+    dropout: float = 0.2
+    hidden: tuple[int, ...] = (128, 64)
+    recurrent_dropout: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not self.channels or len(self.channels) != len(self.pools):
+            raise ConfigError("channels and pools must be non-empty and of equal length (one per conv block)")
+        if any(c < 1 for c in self.channels) or self.dense < 1 or not self.hidden or any(h < 1 for h in self.hidden):
+            raise ConfigError("channels, dense and hidden sizes must be positive")
+        if any(len(p) != 2 or min(p) < 1 for p in self.pools):
+            raise ConfigError(f"each pool must be a (height, width) pair of positive ints, not {self.pools}")
+        if self.downsample not in ("maxpool", "stride"):
+            raise ConfigError(f"downsample must be maxpool or stride, not {self.downsample!r}")
+        if not (0 <= self.dropout < 1 and 0 <= self.recurrent_dropout < 1):
+            raise ConfigError("dropout rates must lie in [0, 1)")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ArchConfig:
+        """Build from a mapping (lists accepted for tuples), rejecting unknown keys."""
+        return cls(**_tupled(cls, values))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PRESETS: dict[str, ArchConfig] = {
+    # The seed notebook's model, layer for layer.
+    "seed": ArchConfig(),
+    # Strided convs downsample early (the seed's full-size convolutions are
+    # most of its cost), BatchNorm lets it train fast, a third block halves
+    # the time steps (18 for 140 px: ample for 4 characters), and one small
+    # BiLSTM reads the line (PyTorch's fused LSTM trains faster than its GRU here).
+    "fast": ArchConfig(
+        channels=(16, 32, 64),
+        pools=((2, 2), (2, 2), (2, 2)),
+        downsample="stride",
+        batch_norm=True,
+        dense=64,
+        dropout=0.1,
+        hidden=(64,),
+        recurrent_dropout=0.0,
+    ),
+}
+DEFAULT_PRESET = "fast"
+
+
+def preset(name: str) -> ArchConfig:
+    """The architecture of a named preset; :class:`ConfigError` for an unknown name."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})") from None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained. Defaults follow the seed's recipe where it fits.
+
+    Args:
+        max_epochs: upper bound on epochs (the seed's 500).
+        batch_size: images per step (the seed's 16).
+        lr: Adam's learning rate (Keras' default 1e-3).
+        patience: early stopping: epochs without a better validation loss
+            before stopping (the seed's 10). Counting starts only once the
+            model has read a validation label right (see ``min_epochs``): a
+            CTC model sits on a long loss plateau first, and stopping there
+            is what leaves small folders at 0%.
+        min_epochs: epochs always trained, whatever the validation says.
+        lr_patience: halve the learning rate after this many epochs without
+            a better validation loss (after take-off); 0 disables.
+        seed: seeds weight init, shuffling, augmentation and dropout.
+        augment: small random affine jitter and pixel noise on training images.
+        valid_fraction: share of a labelled folder held out for validation.
+        epoch_size: generated images per epoch when training on generated data.
+        valid_size: generated validation images.
+    """
+
+    max_epochs: int = 500
+    batch_size: int = 16
+    lr: float = 1e-3
+    patience: int = 10
+    min_epochs: int = 0
+    lr_patience: int = 5
+    seed: int = 0
+    augment: bool = False
+    valid_fraction: float = 0.1
+    epoch_size: int = 4000
+    valid_size: int = 400
+
+    def __post_init__(self) -> None:
+        for name in ("max_epochs", "batch_size", "patience", "epoch_size", "valid_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.min_epochs < 0 or self.lr_patience < 0:
+            raise ConfigError("min_epochs and lr_patience may not be negative")
+        if not 0 < self.lr < 1:
+            raise ConfigError(f"lr must lie in (0, 1), not {self.lr}")
+        if not 0 < self.valid_fraction < 1:
+            raise ConfigError(f"valid_fraction must lie in (0, 1), not {self.valid_fraction}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Build from a mapping, rejecting unknown keys."""
+        check_keys(cls, values)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

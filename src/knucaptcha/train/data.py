@@ -1,0 +1,200 @@
+"""Training data as tensors: a labelled folder (loaded once) or an endless stream of generated captchas.
+
+Every image goes through :func:`knucaptcha.preprocess.to_batch`, the same
+function the solver uses, so a model sees at training time exactly what it
+will see when solving.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from ..charset import Charset
+from ..errors import TrainingError
+from ..preprocess import to_batch
+from ..spec import PreprocessSpec
+
+
+@dataclass(frozen=True)
+class LabelledTensors:
+    """Preprocessed images ``(N, 1, H, W)`` and their labels."""
+
+    images: torch.Tensor
+    labels: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[LabelledTensors]:
+        """Consecutive batches; shuffled by ``generator`` when one is given."""
+        count = len(self)
+        order = torch.randperm(count, generator=generator) if generator is not None else torch.arange(count)
+        for start in range(0, count, batch_size):
+            index = order[start : start + batch_size]
+            yield LabelledTensors(self.images[index], tuple(self.labels[i] for i in index.tolist()))
+
+
+class DataSource(Protocol):
+    """Where a run's images come from: a fixed validation set and one training set per epoch."""
+
+    preprocess: PreprocessSpec
+    valid: LabelledTensors
+
+    def vocabulary(self) -> tuple[Charset, int]:
+        """The symbols the source's labels use and its longest label's length."""
+
+    def epoch(self, epoch: int) -> LabelledTensors:
+        """The training images of epoch ``epoch`` (0-based)."""
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description from which :func:`open_source` rebuilds the source."""
+
+
+def _tensors(images: list[Any], labels: list[str], preprocess: PreprocessSpec) -> LabelledTensors:
+    return LabelledTensors(torch.from_numpy(to_batch(images, preprocess)), tuple(labels))
+
+
+class FolderSource:
+    """A labelled folder, split (seeded) into training and validation, preprocessed once."""
+
+    def __init__(self, folder: str | Path, preprocess: PreprocessSpec, *, case: str, valid_fraction: float, seed: int):
+        from ..labels import scan_folder, split
+
+        self.folder = Path(folder)
+        self.preprocess = preprocess
+        self.case = case
+        self.valid_fraction = valid_fraction
+        self.seed = seed
+        items = scan_folder(self.folder, case=case)
+        if len(items) < 2:
+            raise TrainingError(f"{self.folder} holds {len(items)} labelled image(s); training needs at least 2")
+        labels = [item.label for item in items]
+        self._vocabulary = (Charset.from_labels(labels), max(len(label) for label in labels))
+        train, valid = split(items, valid_fraction, seed)
+        self.train = _tensors([i.path for i in train], [i.label for i in train], preprocess)
+        self.valid = _tensors([i.path for i in valid], [i.label for i in valid], preprocess)
+
+    def vocabulary(self) -> tuple[Charset, int]:
+        return self._vocabulary
+
+    def epoch(self, epoch: int) -> LabelledTensors:
+        return self.train
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "folder",
+            "folder": str(self.folder.resolve()),
+            "case": self.case,
+            "valid_fraction": self.valid_fraction,
+            "seed": self.seed,
+            "preprocess": self.preprocess.to_dict(),
+            "train_images": len(self.train),
+            "valid_images": len(self.valid),
+        }
+
+
+class GeneratedSource:
+    """Freshly generated captchas: ``epoch_size`` new ones each epoch, a fixed validation set.
+
+    Epoch ``e`` is images ``e * epoch_size ...`` of the stream seeded with
+    ``seed``, so a resumed run sees what an uninterrupted one would have. The
+    validation set is drawn from ``seed + 1``, a different stream.
+    """
+
+    def __init__(self, style_name: str, difficulty: str, *, seed: int, epoch_size: int, valid_size: int):
+        from ..generator import generate_samples, get_style
+
+        self.style = get_style(style_name, difficulty)
+        self.difficulty = difficulty
+        self.preprocess = self.style.preprocess
+        self.seed = seed
+        self.epoch_size = epoch_size
+        self._generate = generate_samples
+        self.valid = self._draw(seed + 1, valid_size, 0)
+
+    def _draw(self, seed: int, count: int, start: int) -> LabelledTensors:
+        samples = list(self._generate(self.style, seed, count=count, start=start))
+        return _tensors([s.image for s in samples], [s.label for s in samples], self.preprocess)
+
+    def vocabulary(self) -> tuple[Charset, int]:
+        return self.style.charset, self.style.max_length
+
+    def epoch(self, epoch: int) -> LabelledTensors:
+        return self._draw(self.seed, self.epoch_size, epoch * self.epoch_size)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "generated",
+            "style": self.style.name,
+            "difficulty": self.difficulty,
+            "seed": self.seed,
+            "epoch_size": self.epoch_size,
+            "valid_images": len(self.valid),
+        }
+
+
+def open_source(description: dict[str, Any], *, valid_size: int = 400) -> DataSource:
+    """Rebuild the source a checkpoint describes (for ``--resume``)."""
+    if description["kind"] == "folder":
+        return FolderSource(
+            description["folder"],
+            PreprocessSpec.from_dict(description["preprocess"]),
+            case=description["case"],
+            valid_fraction=description["valid_fraction"],
+            seed=description["seed"],
+        )
+    return GeneratedSource(
+        description["style"],
+        description["difficulty"],
+        seed=description["seed"],
+        epoch_size=description["epoch_size"],
+        valid_size=description["valid_images"],
+    )
+
+
+def encode_targets(labels: tuple[str, ...], charset: Charset) -> tuple[torch.Tensor, torch.Tensor]:
+    """CTC targets: all labels' classes concatenated, and each label's length."""
+    encoded = [charset.encode(label) for label in labels]
+    targets = torch.tensor([c for classes in encoded for c in classes], dtype=torch.long)
+    lengths = torch.tensor([len(classes) for classes in encoded], dtype=torch.long)
+    return targets, lengths
+
+
+def augment(images: torch.Tensor, generator: torch.Generator, *, binarize: bool) -> torch.Tensor:
+    """Small random affine jitter (±4°, ±6% scale, ±2 px shift) and pixel noise on ``(N, 1, H, W)``.
+
+    Binarized inputs stay binary: the warped image is re-thresholded and noise
+    flips 1% of the pixels; gray inputs get Gaussian noise instead.
+    """
+    n, _, height, width = images.shape
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return torch.rand(n, generator=generator) * (high - low) + low
+
+    angle = uniform(-4, 4) * math.pi / 180
+    scale = uniform(0.94, 1.06)
+    # affine_grid works in [-1, 1] coordinates: a shift of 2 px is 4 / size.
+    shift_x, shift_y = uniform(-4 / width, 4 / width), uniform(-4 / height, 4 / height)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    aspect = height / width  # rotate in pixel space, not in the squashed [-1, 1] square
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin * aspect, shift_x], dim=1),
+            torch.stack([sin / aspect, cos, shift_y], dim=1),
+        ],
+        dim=1,
+    )  # (N, 2, 3)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if binarize:
+        flips = torch.rand(warped.shape, generator=generator) < 0.01
+        return ((warped > 0.5) ^ flips).float()
+    noise = torch.randn(warped.shape, generator=generator) * 0.05
+    return (warped + noise).clamp(0.0, 1.0)

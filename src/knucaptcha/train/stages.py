@@ -1,0 +1,120 @@
+"""The CRNN's stages, one small module each: feature extraction, sequence modelling, prediction.
+
+Shapes use N (batch), C (channels), H and W (input height and width), T
+(time steps = feature-map columns), F (features per step), K (classes).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import ArchConfig
+
+
+def downsampled(size: int, factor: int, downsample: str) -> int:
+    """Length of one axis after a conv block: floor for max-pooling, ceil for a 'same'-padded stride."""
+    return size // factor if downsample == "maxpool" else math.ceil(size / factor)
+
+
+class FeatureExtractor(nn.Module):
+    """Conv blocks (3×3 conv, optional BatchNorm, ReLU, downsampling): ``(N, 1, H, W) -> (N, C, H', W')``."""
+
+    def __init__(self, arch: ArchConfig):
+        super().__init__()
+        blocks: list[nn.Module] = []
+        in_channels = 1
+        for channels, pool in zip(arch.channels, arch.pools):
+            stride = pool if arch.downsample == "stride" else (1, 1)
+            layers: list[nn.Module] = [
+                nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=not arch.batch_norm)
+            ]
+            if arch.batch_norm:
+                layers.append(nn.BatchNorm2d(channels))
+            layers.append(nn.ReLU(inplace=True))
+            if arch.downsample == "maxpool":
+                layers.append(nn.MaxPool2d(pool))
+            blocks.append(nn.Sequential(*layers))
+            in_channels = channels
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.blocks(images)
+
+
+class ColumnProjection(nn.Module):
+    """Each feature-map column becomes one time step: ``(N, C, H', W') -> (N, T=W', F=dense)``."""
+
+    def __init__(self, channels: int, height: int, dense: int, dropout: float):
+        super().__init__()
+        self.linear = nn.Linear(height * channels, dense)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = features.shape
+        # Width is time. (N, C, H', W') -> (N, W', H', C) -> (N, W', H'*C): the seed's Keras layout.
+        columns = features.permute(0, 3, 2, 1).reshape(n, w, h * c)
+        return self.dropout(torch.relu(self.linear(columns)))
+
+
+class SequenceDropout(nn.Module):
+    """Dropout with one mask per sequence, shared by every step (Keras' recurrent-input dropout)."""
+
+    def __init__(self, rate: float):
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, steps: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0:
+            return steps
+        n, _, f = steps.shape
+        keep = torch.empty(n, 1, f, device=steps.device).bernoulli_(1 - self.rate)  # (N, 1, F)
+        return steps * keep / (1 - self.rate)
+
+
+class BidirectionalStack(nn.Module):
+    """Bidirectional LSTM layers, each with dropout on its input: ``(N, T, F) -> (N, T, 2·hidden[-1])``."""
+
+    def __init__(self, arch: ArchConfig, input_size: int):
+        super().__init__()
+        self.dropouts = nn.ModuleList()
+        self.layers = nn.ModuleList()
+        for hidden in arch.hidden:
+            self.dropouts.append(SequenceDropout(arch.recurrent_dropout))
+            self.layers.append(nn.LSTM(input_size, hidden, batch_first=True, bidirectional=True))
+            input_size = 2 * hidden
+        self.output_size = input_size
+
+    def forward(self, steps: torch.Tensor) -> torch.Tensor:
+        for dropout, layer in zip(self.dropouts, self.layers):
+            steps, _ = layer(dropout(steps))
+        return steps
+
+
+def keras_init(module: nn.Module) -> None:
+    """Initialize like the seed's Keras layers: He-normal convs, Glorot dense, orthogonal recurrence.
+
+    The LSTMs also get Keras' forget-gate bias of 1 (``unit_forget_bias``).
+    """
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.LSTM):
+            for name, param in layer.named_parameters():
+                if name.startswith("weight_ih"):
+                    for gate in param.chunk(4):
+                        nn.init.xavier_uniform_(gate)
+                elif name.startswith("weight_hh"):
+                    for gate in param.chunk(4):
+                        nn.init.orthogonal_(gate)
+                else:
+                    nn.init.zeros_(param)
+                    if name.startswith("bias_ih"):
+                        param.data[layer.hidden_size : 2 * layer.hidden_size] = 1.0  # gates i, f, g, o

@@ -6,11 +6,14 @@ decodes with these functions, so a model reads the same everywhere.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .charset import BLANK, Charset
+from .errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -81,9 +84,14 @@ def beam_decode(probs: np.ndarray, charset: Charset, beam_width: int = 8, prune:
     greedy decoding when the model hesitates between two readings. Classes
     below ``prune`` on a frame are not expanded (they cannot win and cost time).
     Character confidences come from the best alignment of the winning text.
+
+    Cutting beams drops alignments, so prefix scores are lower bounds and the
+    cut can even lose the greedy reading. The surviving beams and the greedy
+    reading are therefore rescored exactly (forward algorithm) before one is
+    picked: the result is never less probable than greedy decoding's.
     """
     if beam_width < 1:
-        raise ValueError("beam_width must be at least 1")
+        raise ConfigError(f"beam_width must be at least 1, not {beam_width}")
     log = np.log(np.clip(probs, 1e-30, 1.0)).astype(np.float64)
     neg_inf = -np.inf
     # prefix -> (log P(prefix, ending in blank), log P(prefix, ending in its last symbol))
@@ -111,9 +119,35 @@ def beam_decode(probs: np.ndarray, charset: Charset, beam_width: int = 8, prune:
                     add(prefix + (cls,), neg_inf, total + frame[cls])
         ranked = sorted(following.items(), key=lambda kv: np.logaddexp(*kv[1]), reverse=True)
         beams = {prefix: (pb, ps) for prefix, (pb, ps) in ranked[:beam_width]}
-    best = max(beams, key=lambda prefix: np.logaddexp(*beams[prefix]))
+    greedy = tuple(cls for cls, _ in itertools.groupby(probs.argmax(axis=-1).tolist()) if cls != BLANK)
+    best = max(sorted({*beams, greedy}), key=lambda prefix: _log_likelihood(log, prefix))
     classes = list(best)
     return _prediction(charset, classes, _aligned_confidences(probs, classes), float(probs.max(axis=-1).min()))
+
+
+def _states(classes: Sequence[int]) -> np.ndarray:
+    """The CTC state sequence of ``classes``: a blank before, between and after every symbol."""
+    states = np.full(2 * len(classes) + 1, BLANK, dtype=np.int64)
+    states[1::2] = classes
+    return states
+
+
+def _log_likelihood(log: np.ndarray, classes: Sequence[int]) -> float:
+    """``log P(classes)`` under ``(T, C)`` log-probabilities, summed over every alignment (forward algorithm)."""
+    states = _states(classes)
+    # A state may be entered from two states back only past a blank between two different symbols.
+    skippable = np.zeros(len(states), dtype=bool)
+    skippable[2:] = (states[2:] != BLANK) & (states[2:] != states[:-2])
+    alpha = np.full(len(states), -np.inf)
+    alpha[:2] = log[0, states[:2]]
+    for step in range(1, log.shape[0]):
+        move = np.full_like(alpha, -np.inf)
+        move[1:] = alpha[:-1]
+        skip = np.full_like(alpha, -np.inf)
+        skip[2:] = alpha[:-2]
+        skip[~skippable] = -np.inf
+        alpha = np.logaddexp(np.logaddexp(alpha, move), skip) + log[step, states]
+    return float(np.logaddexp(alpha[-1], alpha[-2]) if len(states) > 1 else alpha[-1])
 
 
 def _aligned_confidences(probs: np.ndarray, classes: list[int]) -> list[float]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import data  # noqa: F401  (registers commands)
 from . import evaluate  # noqa: F401  (registers commands)
+from . import generate  # noqa: F401  (registers commands)
 from . import solve  # noqa: F401  (registers commands)
 from . import train  # noqa: F401  (registers commands)
 from .app import app

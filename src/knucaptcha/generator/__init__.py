@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from .dataset import MANIFEST, encode_png, generate_samples, preview_grid, write_dataset
+from .dataset import MANIFEST, encode_png, generate_samples, preview_grid, write_dataset, write_preview
 from .fonts import find_fonts, matplotlib_font_dir
 from .render import Sample, label_for, render_sample
 from .styles import DIFFICULTIES, STYLE_NAMES, Knobs, Style, get_style
@@ -29,4 +29,5 @@ __all__ = [
     "preview_grid",
     "render_sample",
     "write_dataset",
+    "write_preview",
 ]

@@ -20,11 +20,12 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageOps
 
 from ..errors import ConfigError
+from ..labels import MANIFEST_NAME
 from .fonts import load_font, matplotlib_font_dir
 from .render import Sample, label_for, render_sample
 from .styles import Style
 
-MANIFEST = "labels.csv"
+MANIFEST = MANIFEST_NAME
 MANIFEST_COLUMNS = ("file", "label", "font", "difficulty")
 
 _UNSAFE_IN_NAMES = set('/\\:*?"<>|_.')  # path syntax, Windows-reserved, and the label separator
@@ -42,9 +43,13 @@ def generate_samples(style: Style, seed: int, count: int | None = None, start: i
 
 
 def encode_png(image: Image.Image) -> bytes:
-    """PNG bytes of ``image``; no timestamps or other metadata, so equal pixels give equal bytes."""
+    """PNG bytes of ``image``; no timestamps or other metadata, so equal pixels give equal bytes.
+
+    zlib level 1: on these small images it encodes about twice as fast as the
+    default 6 for files only ~5% larger, and encoding dominates writing a dataset.
+    """
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
@@ -118,8 +123,7 @@ def _write_chunk(out: Path, style: Style, seed: int, indices: range) -> list[tup
     for index in indices:
         sample = render_sample(style, seed, index)
         name = f"{sample.label}_{index}.png"
-        with open(out / name, "xb") as file:  # exclusive: never replaces a file that appeared meanwhile
-            file.write(encode_png(sample.image))
+        _create(out / name, encode_png(sample.image))
         rows.append((name, sample.label, sample.font, f"{sample.difficulty:.3f}"))
     return rows
 
@@ -129,8 +133,27 @@ def _write_manifest(path: Path, rows: list[tuple[str, str, str, str]]) -> None:
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(MANIFEST_COLUMNS)
     writer.writerows(rows)
-    with open(path, "x", encoding="utf-8", newline="") as file:
-        file.write(text.getvalue())
+    _create(path, text.getvalue().encode("utf-8"))
+
+
+def _create(path: Path, data: bytes) -> None:
+    """Write a new file; exclusive creation, so a file that appeared since the check is never replaced."""
+    try:
+        with open(path, "xb") as file:
+            file.write(data)
+    except FileExistsError:
+        raise ConfigError(f"refusing to overwrite existing file {path}") from None
+
+
+def write_preview(path: str | Path, samples: Iterable[Sample], columns: int = 4) -> Path:
+    """Save :func:`preview_grid` of ``samples`` as a new PNG at ``path`` (never overwriting)."""
+    path = Path(path)
+    if path.exists():
+        raise ConfigError(f"refusing to overwrite existing file {path}")
+    sheet = preview_grid(samples, columns)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _create(path, encode_png(sheet))
+    return path
 
 
 def preview_grid(samples: Iterable[Sample], columns: int = 4) -> Image.Image:

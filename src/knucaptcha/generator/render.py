@@ -88,7 +88,12 @@ def _draw_difficulty(rng: np.random.Generator, style: Style) -> float:
 
 
 def _uniform(rng: np.random.Generator, span: Span) -> float:
-    return float(rng.uniform(span[0], span[1])) if span[1] > span[0] else float(span[0])
+    return float(rng.uniform(span[0], span[1]))
+
+
+def _uniforms(rng: np.random.Generator, span: Span, count: int) -> list[float]:
+    """``count`` draws in one call: per-call overhead, not arithmetic, is what costs here."""
+    return rng.uniform(span[0], span[1], count).tolist()
 
 
 def _count(rng: np.random.Generator, span: Span) -> int:
@@ -99,9 +104,10 @@ def _count(rng: np.random.Generator, span: Span) -> int:
 def _draw_text(
     rng: np.random.Generator, style: Style, spans: dict[str, Span], font: Path, label: str, ink: int
 ) -> Image.Image:
-    sizes = [_uniform(rng, spans["font_size"]) for _ in label]
-    stretches = [_uniform(rng, spans["stretch"]) for _ in label]
-    gaps = [_uniform(rng, spans["spacing"]) for _ in label[1:]]
+    count = len(label)
+    sizes, stretches = _uniforms(rng, spans["font_size"], count), _uniforms(rng, spans["stretch"], count)
+    jitters, angles = _uniforms(rng, spans["jitter"], count), _uniforms(rng, spans["rotation"], count)
+    gaps = _uniforms(rng, spans["spacing"], count - 1)
 
     def glyphs(scale: float) -> list[tuple[Image.Image, int]]:
         drawn = []
@@ -122,14 +128,12 @@ def _draw_text(
     if total > room:  # still too long (huge overlaps can't be shrunk away): centre it
         x = (style.width - total) / 2
     plane = Image.new("L", (style.width, style.height))
-    for (mask, top), gap in zip(drawn, [*gaps, 0.0]):
-        # Centre the glyph's box vertically, then move it by the jitter, keeping it inside.
-        centre_y = style.height / 2 + _uniform(rng, spans["jitter"])
+    for (mask, top), gap, jitter, angle in zip(drawn, [*gaps, 0.0], jitters, angles):
+        # Centre the glyph's box vertically, move it by the jitter, keep it inside, turn it about its centre.
         low, high = sorted((mask.height / 2, style.height - mask.height / 2))
-        centre_y = min(max(centre_y, low), high)
+        centre_y = min(max(style.height / 2 + jitter, low), high)
         centre_x = x + mask.width / 2
-        angle = _uniform(rng, spans["rotation"])
-        turned = mask.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True) if angle else mask
+        turned = mask.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True) if abs(angle) > 0.5 else mask
         plane.paste(ink, (round(centre_x - turned.width / 2), round(centre_y - turned.height / 2)), turned)
         x += mask.width + gap
     return plane
@@ -142,36 +146,37 @@ def _draw_noise(rng: np.random.Generator, style: Style, spans: dict[str, Span], 
     layer = Image.new("L", (width, height))
     draw = ImageDraw.Draw(layer)
 
-    def stroke() -> int:
-        return max(1, round(_uniform(rng, spans["stroke"]) * s))
+    def strokes(count: int) -> list[int]:
+        return [max(1, round(w * s)) for w in _uniforms(rng, spans["stroke"], count)]
 
-    for _ in range(_count(rng, spans["lines"])):
-        # From the left half to the right half, so each line crosses some text.
-        x0, x1 = rng.uniform(0, width / 2), rng.uniform(width / 2, width)
-        y0, y1 = rng.uniform(0, height, size=2)
-        draw.line((x0, y0, x1, y1), fill=ink, width=stroke())
-    for _ in range(_count(rng, spans["arcs"])):
-        cx, cy = rng.uniform(0, width), rng.uniform(0, height)
-        rx, ry = rng.uniform(width / 6, width / 2), rng.uniform(height / 3, height * 1.5)
-        start = rng.uniform(0, 360)
-        draw.arc((cx - rx, cy - ry, cx + rx, cy + ry), start, start + rng.uniform(60, 200), fill=ink, width=stroke())
+    lines = _count(rng, spans["lines"])
+    # From the left half to the right half, so each line crosses some text.
+    ends = rng.uniform((0, 0, width / 2, 0), (width / 2, height, width, height), (lines, 4)).tolist()
+    for end, stroke in zip(ends, strokes(lines)):
+        draw.line(end, fill=ink, width=stroke)
+    arcs = _count(rng, spans["arcs"])
+    # Centre x, centre y, radius x, radius y, start angle, extent.
+    shapes = rng.uniform((0, 0, width / 6, height / 3, 0, 60), (width, height, width / 2, height * 1.5, 360, 200), (arcs, 6))
+    for (cx, cy, rx, ry, start, extent), stroke in zip(shapes.tolist(), strokes(arcs)):
+        draw.arc((cx - rx, cy - ry, cx + rx, cy + ry), start, start + extent, fill=ink, width=stroke)
     for _ in range(_count(rng, spans["curves"])):
         centre, amplitude = rng.uniform(height * 0.3, height * 0.7), rng.uniform(height * 0.1, height * 0.3)
         period, phase = rng.uniform(width / 2, width * 1.5), rng.uniform(0, 2 * math.pi)
         xs = np.arange(0, width + 8, 8, dtype=np.float64)
         ys = centre + amplitude * np.sin(2 * math.pi * xs / period + phase)
-        draw.line(list(zip(xs.tolist(), ys.tolist())), fill=ink, width=stroke(), joint="curve")
+        draw.line(list(zip(xs.tolist(), ys.tolist())), fill=ink, width=strokes(1)[0], joint="curve")
     columns = _count(rng, spans["grid"])
     if columns:
         pitch = width / columns
         offset = rng.uniform(0, pitch)
-        for x in np.arange(offset, width, pitch):
+        for x in np.arange(offset, width, pitch).tolist():
             draw.line((x, 0, x, height), fill=ink, width=s)
-        for y in np.arange(offset % pitch, height, pitch):
+        for y in np.arange(offset % pitch, height, pitch).tolist():
             draw.line((0, y, width, y), fill=ink, width=s)
-    for _ in range(_count(rng, spans["dots"])):
-        radius = _uniform(rng, spans["dot_size"]) * s / 2
-        x, y = rng.uniform(0, width), rng.uniform(0, height)
+    dots = _count(rng, spans["dots"])
+    centres = rng.uniform((0, 0), (width, height), (dots, 2)).tolist()
+    for (x, y), size in zip(centres, _uniforms(rng, spans["dot_size"], dots)):
+        radius = size * s / 2
         draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=ink)
     return layer.reduce(s)
 
@@ -186,10 +191,9 @@ def _warp(rng: np.random.Generator, spans: dict[str, Span], plane: Image.Image) 
     period = _uniform(rng, spans["warp_period"])
     phase = rng.uniform(0, 2 * math.pi)
     to_rows, to_columns = _upsampling(height, width)  # (height, knots_y), (width, knots_x)
-    knots = (to_rows.shape[1], to_columns.shape[1])
+    knots = (2, to_rows.shape[1], to_columns.shape[1])
     # A coarse random field upsampled bilinearly is smooth: displacement, not noise.
-    shift_x = to_rows @ (elastic * rng.standard_normal(knots)) @ to_columns.T  # (height, width)
-    shift_y = to_rows @ (elastic * rng.standard_normal(knots)) @ to_columns.T
+    shift_x, shift_y = to_rows @ (elastic * rng.standard_normal(knots)) @ to_columns.T  # (2, height, width)
     shift_y += amplitude * np.sin(2 * math.pi * np.arange(width) / period + phase)  # per column
     # Bilinear sampling from a copy with a 1-pixel empty border, so ink never smears in from the
     # edges; the four neighbours are read from the flattened copy, which is faster than 2-D indexing.

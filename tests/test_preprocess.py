@@ -144,7 +144,8 @@ def test_cmyk_reads_like_its_rgb() -> None:
     rgb = Image.fromarray(np.random.default_rng(7).integers(0, 256, (35, 140, 3), dtype=np.uint8))
     cmyk = rgb.convert("CMYK")
     np.testing.assert_array_equal(to_input(cmyk, GRAY), to_input(cmyk.convert("RGB"), GRAY))
-    np.testing.assert_array_equal(to_input(encode(cmyk, "JPEG", quality=100), PreprocessSpec(mode="gray")).shape, (1, 35, 140))
+    from_jpeg = to_input(encode(cmyk, "JPEG", quality=100), GRAY)  # a CMYK JPEG: lossy, so close rather than equal
+    np.testing.assert_allclose(from_jpeg, to_input(cmyk, GRAY), atol=12 / 255)
 
 
 @pytest.mark.parametrize(("orientation", "turn"), [(6, Image.Transpose.ROTATE_270), (8, Image.Transpose.ROTATE_90)])

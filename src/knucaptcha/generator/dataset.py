@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageOps
 from ..errors import ConfigError
 from ..labels import MANIFEST_NAME
 from .fonts import load_font, matplotlib_font_dir
-from .render import Sample, label_for, render_sample
+from .render import Sample, fonts_for, label_for, render_sample
 from .styles import Style
 
 MANIFEST = MANIFEST_NAME
@@ -83,6 +83,7 @@ def write_dataset(
     unsafe = sorted(_UNSAFE_IN_NAMES & set(style.charset.symbols))
     if unsafe:
         raise ConfigError(f"charset symbols {''.join(unsafe)!r} cannot appear in file names")
+    fonts_for(style)  # fail on a bad font folder before creating anything
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} exists and is not a folder")

@@ -53,7 +53,7 @@ def render_sample(style: Style, seed: int, index: int) -> Sample:
     label = _draw_label(rng, style)
     difficulty = _draw_difficulty(rng, style)
     spans = blend(style.calm, style.wild, difficulty)
-    fonts = find_fonts(style.font_dir, style.fonts, style.charset.symbols)
+    fonts = fonts_for(style)
     font = fonts[int(rng.integers(len(fonts)))]
     ink = int(_uniform(rng, spans["ink"]))
     plane = _draw_text(rng, style, spans, font, label, ink)
@@ -61,6 +61,11 @@ def render_sample(style: Style, seed: int, index: int) -> Sample:
     plane = _warp(rng, spans, plane)
     plane = _speckle(rng, spans, plane, ink)
     return Sample(_finish(rng, style, spans, plane), label, font.stem, difficulty)
+
+
+def fonts_for(style: Style) -> tuple[Path, ...]:
+    """The font files ``style`` draws with (see :func:`find_fonts`); raises if there are none."""
+    return find_fonts(style.font_dir, style.fonts, style.charset.symbols)
 
 
 def label_for(style: Style, seed: int, index: int) -> str:

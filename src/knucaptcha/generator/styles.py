@@ -287,7 +287,7 @@ def _knu_unseen() -> Style:
             rotation=(-6, 6),
             jitter=(-1, 1),
             lines=(1, 1),
-            stroke=(3, 3.5),
+            stroke=(3.5, 4),
             grid=(6, 8),
             speckle=(0.005, 0.01),
             warp_period=(60, 120),

@@ -116,7 +116,8 @@ def test_difficulty_presets_and_mixed() -> None:
 
 def test_harder_means_more_ink_noise() -> None:
     def ink(difficulty: str) -> float:
-        return float(np.mean([(np.asarray(s.image)[..., 3] > 0).mean() for s in generate_samples(get_style("knu", difficulty), 0, 30)]))
+        samples = generate_samples(get_style("knu", difficulty), 0, 30)
+        return float(np.mean([(np.asarray(s.image)[..., 3] > 0).mean() for s in samples]))
 
     assert ink("easy") < ink("hard")
 

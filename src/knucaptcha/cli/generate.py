@@ -21,7 +21,10 @@ def generate(
         None, help="Folder for LABEL_<index>.png files and labels.csv (created if needed; nothing is overwritten)."
     ),
     count: int | None = typer.Option(
-        None, "--count", "-n", help=f"Captchas to make [default: {DEFAULT_COUNT}, or {PREVIEW_COUNT} with --preview alone]."
+        None,
+        "--count",
+        "-n",
+        help=f"Captchas to make [default: {DEFAULT_COUNT}, or {PREVIEW_COUNT} with --preview alone].",
     ),
     style: str = typer.Option("knu", help=f"Style: {', '.join(STYLE_NAMES)}."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives byte-identical files."),

@@ -161,7 +161,8 @@ def _draw_noise(rng: np.random.Generator, style: Style, spans: dict[str, Span], 
         draw.line(end, fill=ink, width=stroke)
     arcs = _count(rng, spans["arcs"])
     # Centre x, centre y, radius x, radius y, start angle, extent.
-    shapes = rng.uniform((0, 0, width / 6, height / 3, 0, 60), (width, height, width / 2, height * 1.5, 360, 200), (arcs, 6))
+    low, high = (0, 0, width / 6, height / 3, 0, 60), (width, height, width / 2, height * 1.5, 360, 200)
+    shapes = rng.uniform(low, high, (arcs, 6))
     for (cx, cy, rx, ry, start, extent), stroke in zip(shapes.tolist(), strokes(arcs)):
         draw.arc((cx - rx, cy - ry, cx + rx, cy + ry), start, start + extent, fill=ink, width=stroke)
     for _ in range(_count(rng, spans["curves"])):

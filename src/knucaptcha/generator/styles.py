@@ -197,11 +197,11 @@ class Style:
 
 
 _KNU_WILD = Knobs(
-    font_size=(17, 32),
+    font_size=(19, 31),
     stretch=(0.7, 1.3),
     rotation=(-30, 30),
     jitter=(-5, 5),
-    spacing=(-5, 4),
+    spacing=(-4, 4),
     ink=(150, 255),
     lines=(1, 5),
     arcs=(0, 3),
@@ -294,13 +294,13 @@ def _knu_unseen() -> Style:
         ),
         wild=replace(
             _KNU_WILD,
-            lines=(1, 2),
-            arcs=(0, 1),
+            lines=(1, 1),
+            arcs=(0, 0),
             curves=(0, 0),
             stroke=(3.5, 4.5),
             dots=(0, 0),
             grid=(8, 12),
-            speckle=(0.01, 0.03),
+            speckle=(0.01, 0.02),
         ),
     )
 

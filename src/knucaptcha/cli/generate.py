@@ -24,7 +24,7 @@ def generate(
         None,
         "--count",
         "-n",
-        help=f"Captchas to make [default: {DEFAULT_COUNT}, or {PREVIEW_COUNT} with --preview alone].",
+        help=f"Captchas to make (default: {DEFAULT_COUNT}, or {PREVIEW_COUNT} with --preview alone).",
     ),
     style: str = typer.Option("knu", help=f"Style: {', '.join(STYLE_NAMES)}."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives byte-identical files."),
@@ -35,8 +35,8 @@ def generate(
     fonts: Path | None = typer.Option(
         None, help="Folder of .ttf/.otf fonts to draw with instead of the style's (from matplotlib)."
     ),
-    charset: str | None = typer.Option(None, help="Symbols to draw labels from [default: the style's]."),
-    length: str | None = typer.Option(None, help="Label length, N or MIN-MAX [default: the style's]."),
+    charset: str | None = typer.Option(None, help="Symbols to draw labels from (default: the style's)."),
+    length: str | None = typer.Option(None, help="Label length, N or MIN-MAX (default: the style's)."),
     preview: Path | None = typer.Option(
         None, help=f"Also (or only) draw the first {PREVIEW_COUNT} captchas as a labelled grid into this new PNG."
     ),

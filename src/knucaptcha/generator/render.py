@@ -109,6 +109,7 @@ def _count(rng: np.random.Generator, span: Span) -> int:
 def _draw_text(
     rng: np.random.Generator, style: Style, spans: dict[str, Span], font: Path, label: str, ink: int
 ) -> Image.Image:
+    """The label's glyphs, each sized, stretched, jittered and turned, placed left to right with gaps."""
     count = len(label)
     sizes, stretches = _uniforms(rng, spans["font_size"], count), _uniforms(rng, spans["stretch"], count)
     jitters, angles = _uniforms(rng, spans["jitter"], count), _uniforms(rng, spans["rotation"], count)
@@ -241,6 +242,7 @@ def _interpolation(size: int) -> np.ndarray:
 
 
 def _speckle(rng: np.random.Generator, spans: dict[str, Span], plane: Image.Image, ink: int) -> Image.Image:
+    """Salt noise: single ink pixels, added after the warp so they stay one pixel."""
     fraction = _uniform(rng, spans["speckle"])
     if fraction <= 0:
         return plane
@@ -250,6 +252,7 @@ def _speckle(rng: np.random.Generator, spans: dict[str, Span], plane: Image.Imag
 
 
 def _finish(rng: np.random.Generator, style: Style, spans: dict[str, Span], plane: Image.Image) -> Image.Image:
+    """The ink plane as the style's image: alpha of black RGBA, or black over a grey gradient."""
     if style.background == "transparent":
         black = _black(plane.size)
         return Image.merge("RGBA", (black, black, black, plane))

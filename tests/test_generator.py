@@ -30,6 +30,7 @@ from knucaptcha.generator import (
     write_preview,
 )
 from knucaptcha.labels import scan_folder
+from knucaptcha.preprocess import to_input
 from knucaptcha.spec import PreprocessSpec
 
 
@@ -282,3 +283,12 @@ def test_styles_are_frozen_and_replaceable() -> None:
         style.max_length = 6  # type: ignore[misc]
     longer = replace(style, max_length=6)
     assert longer.max_length == 6 and style.max_length == 4
+
+
+@pytest.mark.parametrize("name", STYLE_NAMES)
+def test_samples_feed_the_one_preprocessing_path(name: str) -> None:
+    style = get_style(name, "mixed")
+    for sample in generate_samples(style, 0, 3):
+        array = to_input(sample.image, style.preprocess)
+        assert array.shape == (1, style.preprocess.height, style.preprocess.width)
+        assert 0.02 < float((array > 0.5).mean()) < 0.6  # some ink, mostly background

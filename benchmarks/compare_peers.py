@@ -132,6 +132,7 @@ def build_peers(args: argparse.Namespace, workdir: Path) -> tuple[list[Peer], di
         f"{fp32_name} int8": knucaptcha_int8,
         "ddddocr": lambda: DdddocrPeer("ddddocr"),
         "ddddocr, set_ranges": lambda: DdddocrPeer("ddddocr, set_ranges", both_cases),
+        "ddddocr beta, set_ranges": lambda: DdddocrPeer("ddddocr beta, set_ranges", both_cases, beta=True),
         "captcha-whisperer": lambda: WhispererPeer(),
         "Tesseract": lambda: TesseractPeer(alphabet),
     }
@@ -205,6 +206,7 @@ def environment(peers: Sequence[Peer]) -> dict[str, Any]:
         "cpu": cpu,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
+        "load_average_1_5_15": [round(value, 2) for value in os.getloadavg()],  # the machine is shared
         "versions": versions,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
@@ -260,7 +262,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         env = environment(peers)
         sizes = sizes_mib(peers)
         distribution_of = {peer.name: peer.distribution for peer in peers}
-        print(f"{env['date']} · {env['cpu']} · {env['cores']} cores · Python {env['python']}")
+        load = ", ".join(map(str, env["load_average_1_5_15"]))
+        print(f"{env['date']} · {env['cpu']} · {env['cores']} cores · load average {load} · Python {env['python']}")
         print("versions: " + ", ".join(f"{name} {version}" for name, version in env["versions"].items()))
         results = []
         for test_set in test_sets:

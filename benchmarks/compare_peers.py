@@ -121,27 +121,26 @@ def build_peers(args: argparse.Namespace, workdir: Path) -> tuple[list[Peer], di
     """Every solver that loads here, and for each one that does not, why."""
     fp32_name = "knucaptcha" if args.model is None else f"knucaptcha ({Path(args.model).name})"
 
-    def knucaptcha_int8() -> Peer:
-        model = Path(args.int8) if args.int8 else int8_model(args.model, workdir)
-        return KnucaptchaPeer(f"{fp32_name} int8", model)
+    def knucaptcha_int8(name: str) -> Peer:
+        return KnucaptchaPeer(name, Path(args.int8) if args.int8 else int8_model(args.model, workdir))
 
     alphabet = args.alphabet or model_alphabet(args.model)
     both_cases = "".join(dict.fromkeys(alphabet + alphabet.lower()))
-    makers: dict[str, Callable[[], Peer]] = {
-        fp32_name: lambda: KnucaptchaPeer(fp32_name, args.model),
+    makers: dict[str, Callable[[str], Peer]] = {  # row name -> how to build that solver
+        fp32_name: lambda name: KnucaptchaPeer(name, args.model),
         f"{fp32_name} int8": knucaptcha_int8,
-        "ddddocr": lambda: DdddocrPeer("ddddocr"),
-        "ddddocr, set_ranges": lambda: DdddocrPeer("ddddocr, set_ranges", both_cases),
-        "ddddocr beta, set_ranges": lambda: DdddocrPeer("ddddocr beta, set_ranges", both_cases, beta=True),
-        "captcha-whisperer": lambda: WhispererPeer(),
-        "Tesseract": lambda: TesseractPeer(alphabet),
+        "ddddocr": lambda name: DdddocrPeer(name),
+        "ddddocr, set_ranges": lambda name: DdddocrPeer(name, both_cases),
+        "ddddocr beta, set_ranges": lambda name: DdddocrPeer(name, both_cases, beta=True),
+        "captcha-whisperer": lambda name: WhispererPeer(name),
+        "Tesseract": lambda name: TesseractPeer(name, alphabet),
     }
     peers, unavailable = [], {}
     for name, make in makers.items():
         if args.only and not any(part.lower() in name.lower() for part in args.only):
             continue
         try:
-            peers.append(make())
+            peers.append(make(name))
         except (ImportError, OSError, RuntimeError, KnucaptchaError) as error:
             unavailable[name] = f"{type(error).__name__}: {error}"
     return peers, unavailable
@@ -288,4 +287,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KnucaptchaError as error:  # a bad --data folder or --model: one line, not a traceback
+        raise SystemExit(f"error: {error}") from None

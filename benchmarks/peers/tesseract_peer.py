@@ -28,7 +28,7 @@ class TesseractPeer:
     distribution = "pytesseract"
     batched = False
 
-    def __init__(self, alphabet: str, name: str = "Tesseract"):
+    def __init__(self, name: str, alphabet: str):
         import pytesseract
 
         # One small image per process: OpenMP threads only add start-up cost, and the

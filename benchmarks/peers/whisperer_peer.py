@@ -13,7 +13,7 @@ class WhispererPeer:
     distribution = "captcha-whisperer"
     batched = True
 
-    def __init__(self, name: str = "captcha-whisperer", batch_size: int = 64):
+    def __init__(self, name: str, batch_size: int = 64):
         from captcha_whisperer import CaptchaRecognizer
         from captcha_whisperer.preprocess import preprocess_array
 

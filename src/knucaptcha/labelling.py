@@ -1,0 +1,287 @@
+"""A person labelling a folder, one image at a time: the queue, the writes, and undo (no HTTP here).
+
+Which images need a label
+    Exactly those training would find no label for
+    (:func:`knucaptcha.labels.survey_folder`): with a ``labels.csv``, the images
+    it does not list; without one, the images whose name carries no label (the
+    stem before the first ``_`` is empty, as in the ``_<time>-<n>-<hash>.png``
+    names ``knucaptcha collect`` gives). The queue shows them least confident
+    model guess first; images without a guess come last. A skipped image goes
+    to the back of the queue for this session.
+
+How a label is written (``write``)
+    ``csv``: a row ``file,label`` is added to ``labels.csv``; the image keeps its name.
+    ``rename``: the image is renamed ``LABEL_<n>.ext`` with the smallest free
+    ``n`` from 1 (a hard link then an unlink: an existing file is never
+    replaced); if the folder has a ``labels.csv`` the new name is added to it
+    too, since a manifest is then the only source of labels.
+    ``both``: rename, and add the new name to ``labels.csv``.
+    When ``labels.csv`` is first created, the images already labelled by name
+    are listed in it, so creating it takes no label away.
+
+Undo takes back the last label or skip of the session: the file gets its old
+name back and ``labels.csv`` its previous bytes (or it is removed again if
+the label created it).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError, LabelError, MissingFileError
+from .evaluate import ProgressCallback
+from .fileops import move_to_free_name, move_without_replacing, write_text_atomically
+from .labels import MANIFEST_NAME, survey_folder, write_manifest
+from .prelabels import PRELABELS_NAME, Guess, add_guesses, read_prelabels
+
+if TYPE_CHECKING:
+    from .inference import Solver
+
+WRITE_MODES: tuple[str, ...] = ("csv", "rename", "both")
+MAX_LABEL_LENGTH = 32
+FORBIDDEN_IN_LABELS = frozenset('/\\:*?"<>|_.,')
+"""Path syntax, characters Windows forbids in names, the label separator ``_``, and the CSV comma."""
+
+
+def check_label(label: str) -> str:
+    """Return ``label`` if it can be both a manifest entry and a file name's label.
+
+    Raises:
+        LabelError: empty, longer than :data:`MAX_LABEL_LENGTH`, holding
+            whitespace or control characters, or a character of :data:`FORBIDDEN_IN_LABELS`.
+    """
+    if not label:
+        raise LabelError("the label is empty")
+    if len(label) > MAX_LABEL_LENGTH:
+        raise LabelError(f"the label is longer than {MAX_LABEL_LENGTH} characters")
+    if any(symbol.isspace() or not symbol.isprintable() for symbol in label):
+        raise LabelError(f"the label {label!r} holds whitespace or control characters")
+    bad = sorted(FORBIDDEN_IN_LABELS & set(label))
+    if bad:
+        raise LabelError(f"the label {label!r} holds {''.join(bad)!r}, which cannot appear in labels")
+    return label
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """An image waiting for a label, with the model's guess (``None`` when there is none)."""
+
+    file: str
+    guess: Guess | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Counts for the page: ``labelled`` of ``total`` images, ``done`` in this session, ``skipped`` now."""
+
+    labelled: int
+    total: int
+    done: int
+    skipped: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """One action of the session, with what undo needs to take it back exactly.
+
+    Attributes:
+        item: the image as it was queued.
+        label: the label given, or ``None`` for a skip.
+        renamed: the image's new name, when it was renamed.
+        manifest_before: ``labels.csv``'s text before the label, or ``None`` if it did not exist.
+        wrote_manifest: whether the label wrote ``labels.csv`` at all.
+    """
+
+    item: QueueItem
+    label: str | None = None
+    renamed: str | None = None
+    manifest_before: str | None = None
+    wrote_manifest: bool = False
+
+
+class LabellingSession:
+    """The unlabelled images of one folder and the labels a person gives them.
+
+    Safe to call from several threads (the web server's worker pool): every
+    action holds one lock, so two clicks never race on a file or the manifest.
+    """
+
+    def __init__(self, folder: Path, write: str, queue: list[QueueItem], total: int):
+        if write not in WRITE_MODES:
+            raise ConfigError(f"write must be one of {', '.join(WRITE_MODES)}, not {write!r}")
+        self.folder = folder
+        self.write = write
+        self._pending = {item.file: item for item in queue}
+        self._skipped: list[str] = []
+        self._history: list[Step] = []
+        self._total = total
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        folder: str | Path,
+        *,
+        write: str = "csv",
+        solver: Solver | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> LabellingSession:
+        """Scan ``folder`` and queue its unlabelled images with the model's guesses.
+
+        Guesses come from the folder's ``prelabels.csv``; with a ``solver``,
+        images missing from it are solved once and added to it.
+
+        Raises:
+            MissingFileError: ``folder`` is not a folder.
+            LabelError: its ``labels.csv`` or ``prelabels.csv`` is malformed.
+            ConfigError: ``write`` is not a known mode.
+        """
+        folder = Path(folder)
+        scan = survey_folder(folder)
+        if solver is None:
+            guesses = read_prelabels(folder / PRELABELS_NAME)
+        else:
+            guesses = add_guesses(folder, solver, list(scan.unlabelled), on_progress=on_progress)
+        queue = [QueueItem(path.name, guesses.get(path.name)) for path in scan.unlabelled]
+        return cls(folder, write, queue, total=len(scan.items) + len(scan.unlabelled))
+
+    def current(self) -> QueueItem | None:
+        """The image to show next: unskipped first, least confident first; ``None`` when all are labelled."""
+        with self._lock:
+            return min(self._pending.values(), key=self._rank, default=None)
+
+    def _rank(self, item: QueueItem) -> tuple[int, int, float, str]:
+        skip_order = self._skipped.index(item.file) + 1 if item.file in self._skipped else 0
+        if item.guess is None:
+            return (skip_order, 1, 0.0, item.file)
+        return (skip_order, 0, item.guess.confidence, item.file)
+
+    def progress(self) -> Progress:
+        with self._lock:
+            done = sum(1 for step in self._history if step.label is not None)
+            return Progress(self._total - len(self._pending), self._total, done, len(self._skipped))
+
+    def can_undo(self) -> bool:
+        with self._lock:
+            return bool(self._history)
+
+    def image_path(self, file: str) -> Path:
+        """The path of a queued image, for showing it.
+
+        Raises:
+            MissingFileError: ``file`` is not in the queue (this also stops ``../`` tricks).
+        """
+        with self._lock:
+            if file not in self._pending:
+                raise MissingFileError(f"{file!r} is not an image waiting for a label")
+            return self.folder / file
+
+    def label(self, file: str, label: str) -> Step:
+        """Give the queued image ``file`` its ``label``, writing as :attr:`write` says.
+
+        Raises:
+            LabelError: the label is invalid, or the file cannot be renamed safely.
+            MissingFileError: ``file`` is not queued, or vanished from the folder.
+        """
+        check_label(label)
+        with self._lock:
+            item = self._queued(file)
+            path = self.folder / file
+            if not path.is_file():
+                del self._pending[file]
+                self._total -= 1
+                raise MissingFileError(f"{file} is no longer in {self.folder}")
+            renamed = None
+            if self.write in ("rename", "both"):
+                suffix = path.suffix
+                renamed = move_to_free_name(path, lambda: _numbered(label, suffix)).name
+            manifest = self.folder / MANIFEST_NAME
+            before = manifest.read_text(encoding="utf-8") if manifest.is_file() else None
+            wrote = self.write in ("csv", "both") or before is not None
+            if wrote:
+                try:
+                    self._record(manifest, before, renamed or file, label)
+                except BaseException:
+                    if renamed is not None:
+                        move_without_replacing(self.folder / renamed, path)
+                    raise
+            step = Step(item, label, renamed, before, wrote)
+            del self._pending[file]
+            self._forget_skip(file)
+            self._history.append(step)
+            return step
+
+    def skip(self, file: str) -> Step:
+        """Put the queued image ``file`` at the back of the queue; nothing is written.
+
+        Raises:
+            MissingFileError: ``file`` is not queued.
+        """
+        with self._lock:
+            step = Step(self._queued(file))
+            self._forget_skip(file)
+            self._skipped.append(file)
+            self._history.append(step)
+            return step
+
+    def undo(self) -> Step:
+        """Take back the last label or skip; the image is queued again and shown next.
+
+        Raises:
+            LabelError: there is nothing to undo, or the old name has been taken
+                by another file meanwhile (nothing is changed then).
+        """
+        with self._lock:
+            if not self._history:
+                raise LabelError("there is nothing to undo")
+            step = self._history[-1]
+            file = step.item.file
+            if step.renamed is not None:
+                try:
+                    move_without_replacing(self.folder / step.renamed, self.folder / file)
+                except FileExistsError:
+                    raise LabelError(f"cannot undo: {file} exists again, so {step.renamed} keeps its name") from None
+            if step.wrote_manifest:
+                manifest = self.folder / MANIFEST_NAME
+                if step.manifest_before is None:
+                    manifest.unlink()
+                else:
+                    write_text_atomically(manifest, step.manifest_before)
+            self._history.pop()
+            self._forget_skip(file)
+            self._pending[file] = step.item
+            # Back among the unskipped at its confidence rank, where it was shown from.
+            return step
+
+    def _queued(self, file: str) -> QueueItem:
+        if file not in self._pending:
+            raise MissingFileError(f"{file!r} is not an image waiting for a label (labelled already, or unknown)")
+        return self._pending[file]
+
+    def _forget_skip(self, file: str) -> None:
+        if file in self._skipped:
+            self._skipped.remove(file)
+
+    def _record(self, manifest: Path, before: str | None, file: str, label: str) -> None:
+        """Add ``file,label`` to the manifest, keeping every byte already in it (extra columns too)."""
+        if before is None:
+            named = {item.path.name: item.label for item in survey_folder(self.folder).items}
+            write_manifest(manifest, {**named, file: label})
+            return
+        header = next(csv.reader(io.StringIO(before.lstrip("\ufeff"))), [])
+        row = io.StringIO(newline="")
+        csv.DictWriter(row, fieldnames=header, lineterminator="\n", restval="").writerow({"file": file, "label": label})
+        separator = "" if before.endswith("\n") else "\n"
+        write_text_atomically(manifest, before + separator + row.getvalue())
+
+
+def _numbered(label: str, suffix: str) -> Iterator[str]:
+    """``LABEL_1.ext``, ``LABEL_2.ext``, ...: candidate names for a renamed image."""
+    return (f"{label}_{n}{suffix}" for n in itertools.count(1))

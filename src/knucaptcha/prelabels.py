@@ -1,0 +1,100 @@
+"""A model's guesses for unlabelled images, kept in ``prelabels.csv`` so each image is solved once.
+
+``knucaptcha collect --prelabel`` writes the file and the labelling page reads
+it (and adds the guesses it had to compute), so a person starts from the
+model's reading and corrects only its mistakes. Columns: ``file,guess,confidence``.
+A guess is never a label: training ignores this file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import LabelError
+from .evaluate import ProgressCallback, solve_files
+from .fileops import write_text_atomically
+
+if TYPE_CHECKING:
+    from .inference import Solver
+
+PRELABELS_NAME = "prelabels.csv"
+_FIELDS = ("file", "guess", "confidence")
+
+
+@dataclass(frozen=True)
+class Guess:
+    """What a model read in one image, and how sure it was (0 to 1)."""
+
+    text: str
+    confidence: float
+
+
+def read_prelabels(path: str | os.PathLike[str]) -> dict[str, Guess]:
+    """``{file name: Guess}`` from a prelabels file; an absent file holds no guesses.
+
+    Raises:
+        LabelError: the header lacks ``file,guess,confidence`` or a confidence
+            is not a number between 0 and 1.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline=""))
+    if not set(_FIELDS) <= set(reader.fieldnames or []):
+        raise LabelError(f"{path} must start with a 'file,guess,confidence' header")
+    guesses: dict[str, Guess] = {}
+    for row in reader:
+        try:
+            confidence = float(row["confidence"])
+        except (TypeError, ValueError):
+            raise LabelError(f"{path} line {reader.line_num}: confidence {row['confidence']!r} is not a number") from None
+        if not 0.0 <= confidence <= 1.0:  # NaN fails it too
+            raise LabelError(f"{path} line {reader.line_num}: confidence {confidence} is not between 0 and 1")
+        guesses[row["file"] or ""] = Guess(row["guess"] or "", confidence)
+    return guesses
+
+
+def write_prelabels(path: str | os.PathLike[str], guesses: Mapping[str, Guess]) -> None:
+    """Write ``{file name: Guess}`` as ``file,guess,confidence``, atomically, sorted by file name.
+
+    Confidences are written in full (``repr``), so a guess reads back equal to the one written.
+    """
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(_FIELDS)
+    writer.writerows((name, guesses[name].text, repr(guesses[name].confidence)) for name in sorted(guesses))
+    write_text_atomically(path, buffer.getvalue())
+
+
+def guess_files(
+    solver: Solver, paths: Sequence[Path], *, on_progress: ProgressCallback | None = None
+) -> dict[str, Guess]:
+    """The model's guess for each readable file in ``paths``, keyed by file name; unreadable files are left out."""
+    solved = solve_files(solver, paths, on_progress=on_progress)
+    return {
+        item.path.name: Guess(item.prediction.text, item.prediction.confidence)
+        for item in solved
+        if item.prediction is not None
+    }
+
+
+def add_guesses(
+    folder: Path, solver: Solver, paths: Sequence[Path], *, on_progress: ProgressCallback | None = None
+) -> dict[str, Guess]:
+    """Guess the files of ``paths`` not yet in ``folder``'s prelabels file, save them, and return all guesses.
+
+    Guesses already on file are kept as they are: an image is solved once.
+    """
+    cache = folder / PRELABELS_NAME
+    guesses = read_prelabels(cache)
+    todo = [path for path in paths if path.name not in guesses]
+    if todo:
+        guesses.update(guess_files(solver, todo, on_progress=on_progress))
+        write_prelabels(cache, guesses)
+    return guesses

@@ -1,0 +1,181 @@
+"""The labelling workflow: queue order, the three write modes, undo, label checks, prelabels, the /label API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from knucaptcha.errors import ConfigError, LabelError, MissingFileError
+from knucaptcha.labelling import FORBIDDEN_IN_LABELS, LabellingSession, check_label
+from knucaptcha.generator import encode_png
+from knucaptcha.labels import label_from_name, read_manifest, scan_folder
+from knucaptcha.prelabels import PRELABELS_NAME, Guess, read_prelabels, write_prelabels
+
+
+def _png(seed: int) -> bytes:
+    """A distinct small transparent PNG per seed."""
+    image = Image.new("RGBA", (140, 35), (0, 0, 0, 0))
+    image.putpixel((seed % 140, seed % 35), (0, 0, 0, 255))
+    return encode_png(image)
+
+
+def make_folder(root: Path, unlabelled: dict[str, float], named: tuple[str, ...] = ()) -> Path:
+    """A folder of unlabelled ``_*.png`` images with prelabel guesses of the given confidences."""
+    root.mkdir(parents=True, exist_ok=True)
+    for index, name in enumerate([*unlabelled, *named]):
+        (root / name).write_bytes(_png(index))
+    write_prelabels(root / PRELABELS_NAME, {name: Guess(f"G{i}", c) for i, (name, c) in enumerate(unlabelled.items())})
+    return root
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return make_folder(tmp_path / "f", {"_a.png": 0.9, "_b.png": 0.1, "_c.png": 0.5}, named=("OLD1_1.png",))
+
+
+def test_queue_is_least_confident_first_and_counts_progress(folder: Path) -> None:
+    session = LabellingSession.open(folder)
+    assert session.current().file == "_b.png"
+    assert session.current().guess == Guess("G1", 0.1)
+    progress = session.progress()
+    assert (progress.labelled, progress.total, progress.done, progress.skipped) == (1, 4, 0, 0)
+
+
+def test_csv_mode_seeds_the_manifest_with_named_images_and_keeps_names(folder: Path) -> None:
+    session = LabellingSession.open(folder, write="csv")
+    session.label("_b.png", "AB12")
+    assert read_manifest(folder / "labels.csv") == {"OLD1_1.png": "OLD1", "_b.png": "AB12"}
+    assert (folder / "_b.png").exists()
+    assert {item.label for item in scan_folder(folder)} == {"OLD1", "AB12"}
+    assert session.current().file == "_c.png"
+    assert session.progress().labelled == 2
+
+
+def test_rename_mode_never_overwrites_an_existing_label_file(folder: Path) -> None:
+    (folder / "ZZ99_1.png").write_bytes(b"precious")
+    session = LabellingSession.open(folder, write="rename")
+    step = session.label("_b.png", "ZZ99")
+    assert step.renamed == "ZZ99_2.png"
+    assert (folder / "ZZ99_1.png").read_bytes() == b"precious"
+    assert not (folder / "_b.png").exists() and not (folder / "labels.csv").exists()
+
+
+def test_rename_mode_also_lists_the_new_name_when_a_manifest_exists(folder: Path) -> None:
+    (folder / "labels.csv").write_text("file,label,font\nOLD1_1.png,OLD1,DejaVu\n", encoding="utf-8")
+    session = LabellingSession.open(folder, write="rename")
+    session.label("_b.png", "QW12")
+    assert (folder / "labels.csv").read_text(encoding="utf-8") == (
+        "file,label,font\nOLD1_1.png,OLD1,DejaVu\nQW12_1.png,QW12,\n"
+    )
+
+
+@pytest.mark.parametrize("write", ["csv", "rename", "both"])
+@pytest.mark.parametrize("manifest", [None, "file,label\nOLD1_1.png,OLD1"])
+def test_undo_restores_names_and_manifest_bytes_exactly(folder: Path, write: str, manifest: str | None) -> None:
+    if manifest is not None:
+        (folder / "labels.csv").write_text(manifest, encoding="utf-8")
+    before = snapshot(folder)
+    session = LabellingSession.open(folder, write=write)
+    after_open = snapshot(folder)  # the prelabel cache is complete, so opening writes nothing
+    assert after_open == before
+    session.label("_b.png", "AB12")
+    session.skip("_c.png")
+    session.label("_a.png", "CD34")
+    assert snapshot(folder) != before
+    for _ in range(3):
+        session.undo()
+    assert snapshot(folder) == before
+    assert session.current().file == "_b.png"
+    assert session.progress().done == 0
+    with pytest.raises(LabelError, match="nothing to undo"):
+        session.undo()
+
+
+def test_undo_refuses_when_the_old_name_was_taken_and_loses_nothing(folder: Path) -> None:
+    session = LabellingSession.open(folder, write="rename")
+    session.label("_b.png", "AB12")
+    (folder / "_b.png").write_bytes(b"newcomer")
+    with pytest.raises(LabelError, match="exists again"):
+        session.undo()
+    assert (folder / "_b.png").read_bytes() == b"newcomer"
+    assert (folder / "AB12_1.png").exists()
+
+
+def test_skip_moves_to_the_back_and_cycles(folder: Path) -> None:
+    session = LabellingSession.open(folder)
+    order = []
+    for _ in range(4):
+        order.append(session.current().file)
+        session.skip(order[-1])
+    assert order == ["_b.png", "_c.png", "_a.png", "_b.png"]
+    assert session.progress().skipped == 3
+    session.undo()
+    assert session.current().file == "_b.png"
+
+
+def test_labelling_an_unqueued_or_vanished_file_is_refused(folder: Path) -> None:
+    session = LabellingSession.open(folder)
+    with pytest.raises(MissingFileError):
+        session.label("OLD1_1.png", "X1")
+    with pytest.raises(MissingFileError):
+        session.image_path("../etc/passwd")
+    (folder / "_b.png").unlink()
+    with pytest.raises(MissingFileError, match="no longer"):
+        session.label("_b.png", "AB12")
+    assert session.progress().total == 3
+
+
+@pytest.mark.parametrize("label", ["", " AB", "A B", "a/b", "a\\b", "AB_1", "..", "A\tB", "A\x00", "X" * 33])
+def test_bad_labels_are_refused_before_anything_changes(folder: Path, label: str) -> None:
+    before = snapshot(folder)
+    session = LabellingSession.open(folder, write="both")
+    with pytest.raises(LabelError):
+        session.label("_b.png", label)
+    assert snapshot(folder) == before
+
+
+@given(st.text(min_size=1, max_size=32))
+def test_accepted_labels_round_trip_through_names_and_manifests(label: str) -> None:
+    try:
+        check_label(label)
+    except LabelError:
+        return
+    assert not FORBIDDEN_IN_LABELS & set(label)
+    assert label_from_name(f"{label}_1.png") == label
+
+
+def test_unknown_write_mode_is_a_config_error(folder: Path) -> None:
+    with pytest.raises(ConfigError):
+        LabellingSession.open(folder, write="move")
+
+
+def test_a_solver_fills_missing_guesses_once(tmp_path: Path, linear_model: Path) -> None:
+    from knucaptcha.inference import Solver
+
+    folder = make_folder(tmp_path / "f", {})
+    for name in ("_x.png", "_y.png"):
+        (folder / name).write_bytes(_png(len(name)))
+    (folder / PRELABELS_NAME).unlink()
+    solver = Solver.load(linear_model)
+    session = LabellingSession.open(folder, solver=solver)
+    cached = read_prelabels(folder / PRELABELS_NAME)
+    assert set(cached) == {"_x.png", "_y.png"}
+    assert cached["_x.png"].text == solver.solve(folder / "_x.png").text
+    assert session.current().guess == cached[session.current().file]
+    mtime = (folder / PRELABELS_NAME).stat().st_mtime_ns
+    LabellingSession.open(folder, solver=solver)
+    assert (folder / PRELABELS_NAME).stat().st_mtime_ns == mtime
+
+
+def test_malformed_prelabels_are_a_label_error(folder: Path) -> None:
+    (folder / PRELABELS_NAME).write_text("file,guess,confidence\n_a.png,AB,2.5\n", encoding="utf-8")
+    with pytest.raises(LabelError, match="between 0 and 1"):
+        LabellingSession.open(folder)

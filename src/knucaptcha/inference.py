@@ -1,8 +1,10 @@
 """Solving captchas with an exported model on ONNX Runtime: numpy and Pillow only, never torch.
 
-A :class:`Solver` owns one ONNX Runtime session, which is safe to call from
-many threads at once; per-call options are arguments, never mutations, so one
-solver can serve a whole web app.
+A :class:`Solver` owns one backend that turns inputs into logits: an ONNX
+Runtime session (safe to call from many threads at once), or for a ``.tflite``
+file a LiteRT interpreter (:mod:`knucaptcha.litert`, imported only then).
+Per-call options are arguments, never mutations, so one solver can serve a
+whole web app.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import os
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Union
+from typing import Protocol, Union
 
 import numpy as np
 import onnxruntime as ort
 
+from . import litert  # light: it imports the LiteRT runtime only when a .tflite file is opened
 from .ctc import Prediction, beam_decode, greedy_decode, softmax
 from .errors import ConfigError, MissingFileError, ModelError
 from .preprocess import ImageSource, to_batch
@@ -44,34 +47,23 @@ def resolve_model(model: ModelRef | None = None) -> Path:
     return path
 
 
-class Solver:
-    """Reads captchas with one exported knucaptcha model.
+class Backend(Protocol):
+    """What a :class:`Solver` runs: preprocessed inputs ``(N, 1, H, W)`` to logits ``(N, T, C)``."""
 
-    Build it with :meth:`load`. The model's own metadata says how to
-    preprocess and decode, so nothing else needs configuring.
-    """
+    def logits(self, inputs: np.ndarray) -> np.ndarray: ...
 
-    def __init__(self, session: ort.InferenceSession, spec: ModelSpec, metadata: dict[str, str], name: str):
+
+class OnnxBackend:
+    """Logits from an ONNX model on one ONNX Runtime CPU session."""
+
+    def __init__(self, session: ort.InferenceSession):
         self._session = session
-        self.spec = spec
-        self.metadata = metadata
-        self.name = name
         self._input = session.get_inputs()[0].name
         self._output = session.get_outputs()[0].name
 
     @classmethod
-    def load(cls, model: ModelRef | None = None, *, threads: int = 0) -> Solver:
-        """Load a model file or a bundled model by name (default: the shipped ``default``).
-
-        Args:
-            model: a path to a ``.onnx`` file, or a bundled model's name.
-            threads: ONNX Runtime intra-op threads; 0 lets the runtime choose.
-
-        Raises:
-            MissingFileError: the path does not exist.
-            ModelError: the file is not an ONNX model, or not one of knucaptcha's.
-        """
-        path = resolve_model(model)
+    def open(cls, path: Path, threads: int = 0) -> tuple[OnnxBackend, dict[str, str]]:
+        """The backend for the ONNX file at ``path`` and the metadata it carries."""
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3  # the runtime's own warnings are not the caller's concern
@@ -79,20 +71,57 @@ class Solver:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own untyped Fail/InvalidGraph errors
             raise ModelError(f"{path} is not a loadable ONNX model: {str(error).splitlines()[0]}") from None
-        metadata = dict(session.get_modelmeta().custom_metadata_map)
+        return cls(session), dict(session.get_modelmeta().custom_metadata_map)
+
+    def logits(self, inputs: np.ndarray) -> np.ndarray:
+        return self._session.run([self._output], {self._input: inputs})[0]
+
+
+class Solver:
+    """Reads captchas with one exported knucaptcha model.
+
+    Build it with :meth:`load`. The model's own metadata says how to
+    preprocess and decode, so nothing else needs configuring.
+    """
+
+    def __init__(self, backend: Backend, spec: ModelSpec, metadata: dict[str, str], name: str):
+        self._backend = backend
+        self.spec = spec
+        self.metadata = metadata
+        self.name = name
+
+    @classmethod
+    def load(cls, model: ModelRef | None = None, *, threads: int = 0) -> Solver:
+        """Load a model file or a bundled model by name (default: the shipped ``default``).
+
+        Args:
+            model: a path to a ``.onnx`` file or a ``.tflite`` file (run with
+                LiteRT; needs the ``litert`` extra), or a bundled model's name.
+            threads: the runtime's intra-op threads; 0 lets the runtime choose.
+
+        Raises:
+            MissingFileError: the path does not exist.
+            ModelError: the file is not a loadable model, or not one of knucaptcha's.
+        """
+        path = resolve_model(model)
+        if litert.is_tflite(path):
+            kind = "TFLite"
+            backend, metadata = litert.LiteRtBackend.open(path, threads)
+        else:
+            kind = "ONNX"
+            backend, metadata = OnnxBackend.open(path, threads)
         if not any(key.startswith(METADATA_PREFIX) for key in metadata):
-            raise ModelError(f"{path} is an ONNX model but not a knucaptcha model (no knucaptcha metadata)")
+            raise ModelError(f"{path} is a {kind} model but not a knucaptcha model (no knucaptcha metadata)")
         try:
             spec = ModelSpec.from_metadata(metadata)
         except ConfigError as error:
             raise ModelError(f"{path}: {error}") from None
         name = path.stem if model is None or not isinstance(model, str) or model not in BUNDLED_MODELS else model
-        return cls(session, spec, metadata, name)
+        return cls(backend, spec, metadata, name)
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
         """Per-frame class probabilities ``(N, T, C)`` for preprocessed inputs ``(N, 1, H, W)``."""
-        logits = self._session.run([self._output], {self._input: inputs})[0]
-        return softmax(logits)
+        return softmax(self._backend.logits(inputs))
 
     def solve(self, image: ImageSource, *, beam_width: int = 0) -> Prediction:
         """Read one image (bytes, path, PIL image or array).

@@ -6,6 +6,7 @@ need them, so ``knucaptcha solve`` works from the base install.
 
 from __future__ import annotations
 
+from . import collect  # noqa: F401  (registers commands)
 from . import data  # noqa: F401  (registers commands)
 from . import evaluate  # noqa: F401  (registers commands)
 from . import generate  # noqa: F401  (registers commands)

@@ -1,0 +1,63 @@
+"""``knucaptcha collect``: download captchas into a folder, optionally with the model's guesses for labelling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .app import app, console, progress
+
+EXIT_SHORT = 1
+"""Exit status when the run ended with fewer images than asked for (2 means it could not run)."""
+
+
+@app.command()
+def collect(
+    url: Annotated[str, typer.Argument(help="A URL that answers each GET with a fresh captcha image.")],
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="New images to save.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to save them in (created if needed).")],
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at most.")] = 4,
+    delay: Annotated[float, typer.Option(min=0.0, help="Seconds each worker waits between requests.")] = 0.2,
+    timeout: Annotated[float, typer.Option(min=0.001, help="Seconds before a request is abandoned.")] = 10.0,
+    retries: Annotated[int, typer.Option(min=0, help="Retries on connection errors, timeouts, 5xx and 429.")] = 3,
+    backoff: Annotated[float, typer.Option(min=0.0, help="Seconds before the first retry; doubles each time.")] = 0.5,
+    prelabel: Annotated[
+        bool, typer.Option("--prelabel", help="Solve the new images and write prelabels.csv for 'knucaptcha label'.")
+    ] = False,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model for --prelabel: a .onnx file or a bundled model's name.")
+    ] = "default",
+) -> None:
+    """Download COUNT new captchas from URL into OUT, skipping duplicates and anything that is not an image.
+
+    Files are named _<time>-<n>-<hash>.<ext> (the leading _ marks them
+    unlabelled) and never replace an existing file. Exits with 1 when fewer
+    than COUNT images could be saved.
+    """
+    from ..collect import CollectConfig
+    from ..collect import collect as run_collect
+    from ..inference import Solver
+
+    config = CollectConfig(url, count, concurrency, delay, timeout, retries, backoff)
+    solver = Solver.load(model) if prelabel else None  # fail on a bad model before downloading anything
+    with progress() as bar:
+        task = bar.add_task("collecting", total=count)
+        report = run_collect(config, out, on_progress=lambda done: bar.advance(task, done))
+    for problem in report.problems[-5:]:
+        console.print(f"[yellow]skipped:[/] {problem}", markup=True, highlight=False)
+    console.print(
+        f"saved {len(report.saved)} of {count} into {out}; "
+        f"{report.duplicates} duplicate(s), {report.rejected} not an image, {report.failed} failed request(s)",
+        highlight=False,
+    )
+    if solver is not None and report.saved:
+        from ..prelabels import PRELABELS_NAME, add_guesses
+
+        with progress() as bar:
+            task = bar.add_task("prelabelling", total=len(report.saved))
+            add_guesses(out, solver, list(report.saved), on_progress=lambda done: bar.advance(task, done))
+        console.print(f"wrote the model's guesses to {out / PRELABELS_NAME}", highlight=False)
+    if len(report.saved) < count:
+        raise typer.Exit(EXIT_SHORT)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
@@ -14,6 +16,8 @@ from knucaptcha.labelling import FORBIDDEN_IN_LABELS, LabellingSession, check_la
 from knucaptcha.generator import encode_png
 from knucaptcha.labels import label_from_name, read_manifest, scan_folder
 from knucaptcha.prelabels import PRELABELS_NAME, Guess, read_prelabels, write_prelabels
+from knucaptcha.web.errors import install_error_handlers
+from knucaptcha.web.labelling import labelling_router
 
 
 def _png(seed: int) -> bytes:
@@ -179,3 +183,61 @@ def test_malformed_prelabels_are_a_label_error(folder: Path) -> None:
     (folder / PRELABELS_NAME).write_text("file,guess,confidence\n_a.png,AB,2.5\n", encoding="utf-8")
     with pytest.raises(LabelError, match="between 0 and 1"):
         LabellingSession.open(folder)
+
+
+@pytest.fixture
+def client(folder: Path) -> TestClient:
+    """The /label routes alone, over a rename-and-csv session, with the service's error handlers."""
+    app = FastAPI()
+    install_error_handlers(app, max_upload_bytes=1_000_000)
+    app.include_router(labelling_router(LabellingSession.open(folder, write="both")))
+    return TestClient(app)
+
+
+def test_api_serves_the_page_script_state_and_image(client: TestClient, folder: Path) -> None:
+    page = client.get("/label")
+    assert page.status_code == 200 and 'id="label-input"' in page.text and "/label/label.js" in page.text
+    assert client.get("/label/label.js").headers["content-type"].startswith("text/javascript")
+    state = client.get("/label/api/state").json()
+    assert state["current"] == {"file": "_b.png", "image": "/label/image/_b.png", "guess": "G1", "confidence": 0.1}
+    assert state["progress"] == {"labelled": 1, "total": 4, "done": 0, "skipped": 0}
+    assert state["can_undo"] is False and state["write"] == "both"
+    image = client.get(state["current"]["image"])
+    assert image.status_code == 200 and image.content == (folder / "_b.png").read_bytes()
+
+
+def test_api_label_skip_undo_round_trip(client: TestClient, folder: Path) -> None:
+    before = snapshot(folder)
+    state = client.post("/label/api/label", json={"file": "_b.png", "label": "AB12"}).json()
+    assert state["last"] == {"action": "label", "file": "_b.png", "label": "AB12", "renamed": "AB12_1.png"}
+    assert state["current"]["file"] == "_c.png" and state["progress"]["labelled"] == 2
+    assert read_manifest(folder / "labels.csv")["AB12_1.png"] == "AB12"
+    state = client.post("/label/api/skip", json={"file": "_c.png"}).json()
+    assert state["current"]["file"] == "_a.png" and state["progress"]["skipped"] == 1
+    client.post("/label/api/undo")
+    state = client.post("/label/api/undo").json()
+    assert state["last"]["action"] == "undo" and state["current"]["file"] == "_b.png"
+    assert snapshot(folder) == before
+
+
+@pytest.mark.parametrize(
+    ("request_body", "status", "code"),
+    [
+        ({"file": "_b.png", "label": "A B"}, 400, "invalid_label"),
+        ({"file": "_b.png", "label": ""}, 400, "invalid_label"),
+        ({"file": "_b.png", "label": "../x"}, 400, "invalid_label"),
+        ({"file": "OLD1_1.png", "label": "AB12"}, 404, "not_queued"),
+        ({"file": "_b.png"}, 422, "invalid_request"),
+    ],
+)
+def test_api_refuses_bad_requests_with_json(client: TestClient, request_body: dict, status: int, code: str) -> None:
+    response = client.post("/label/api/label", json=request_body)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+
+
+def test_api_refuses_images_not_in_the_queue_and_an_empty_undo(client: TestClient) -> None:
+    assert client.get("/label/image/OLD1_1.png").status_code == 404
+    assert client.get("/label/image/..%2F..%2Fetc%2Fpasswd").status_code == 404
+    undo = client.post("/label/api/undo")
+    assert undo.status_code == 400 and "nothing to undo" in undo.json()["error"]["message"]

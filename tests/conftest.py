@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from knucaptcha.charset import DIGITS_UPPER, Charset
+from knucaptcha.generator import Style, get_style
 from knucaptcha.spec import ModelSpec, PreprocessSpec
 
 
@@ -66,3 +67,36 @@ def captcha_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(0)
     labels = ["".join(rng.choice(list(DIGITS_UPPER), 4)) for _ in range(20)]
     return write_captchas(tmp_path_factory.mktemp("captchas"), labels)
+
+
+@pytest.fixture(scope="session")
+def trained_style() -> Style:
+    """The generator style :func:`trained_model` learned: easy ``knu`` captchas of 3 symbols from 0-3."""
+    return get_style("knu", "easy", charset="0123", min_length=3, max_length=3)
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory, trained_style: Style) -> Path:
+    """Path of a ``fast`` model trained briefly on 320 images of :func:`trained_style`.
+
+    It reads most unseen captchas of that style right: a real model for tests
+    where random weights prove nothing (agreement between solve paths). A
+    tiny vocabulary and a high learning rate make it take off within 15
+    epochs; one torch thread because the suite shares two cores. Skipped
+    without torch (the ``train`` extra).
+    """
+    torch = pytest.importorskip("torch")
+    from knucaptcha.generator import write_dataset
+    from knucaptcha.train import FolderSource, TrainConfig, start
+    from knucaptcha.train.trainer import ONNX_NAME
+
+    root = tmp_path_factory.mktemp("trained")
+    write_dataset(root / "data", trained_style, 320, seed=0)
+    source = FolderSource(root / "data", trained_style.preprocess, case="keep", valid_fraction=0.1, seed=0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        trainer = start(root / "run", source, TrainConfig(max_epochs=15, batch_size=16, lr=3e-3, seed=0))
+        return trainer.fit().run_dir / ONNX_NAME
+    finally:
+        torch.set_num_threads(threads)

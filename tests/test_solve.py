@@ -1,0 +1,169 @@
+"""``knucaptcha solve``: pipe-friendly output, JSON, per-file errors, exit codes; agreement with evaluate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+from knucaptcha.cli import app
+from knucaptcha.generator import Style, write_dataset
+from knucaptcha.inference import Solver
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def solver(linear_model: Path) -> Solver:
+    return Solver.load(linear_model)
+
+
+@pytest.fixture()
+def broken_folder(captcha_folder: Path, tmp_path: Path) -> Path:
+    folder = shutil.copytree(captcha_folder, tmp_path / "folder")
+    (folder / "AAAA_broken.png").write_bytes(b"not a png")
+    return folder
+
+
+def solve(*arguments: object) -> Result:
+    return runner.invoke(app, ["solve", *map(str, arguments)])
+
+
+def test_lines_are_file_tab_text_tab_confidence(
+    linear_model: Path, captcha_folder: Path, solver: Solver
+) -> None:
+    paths = sorted(captcha_folder.glob("*.png"))
+
+    result = solve(captcha_folder, "--model", linear_model, "--batch-size", 6)
+
+    assert result.exit_code == 0, result.stderr
+    rows = [line.split("\t") for line in result.stdout.splitlines()]  # nothing else on stdout: no progress
+    assert [row[0] for row in rows] == [str(path) for path in paths]
+    expected = solver.solve_batch(paths)
+    assert [row[1] for row in rows] == [prediction.text for prediction in expected]
+    assert [float(row[2]) for row in rows] == pytest.approx([p.confidence for p in expected], abs=1e-4)
+
+
+def test_json_is_one_list_of_readings(linear_model: Path, captcha_folder: Path, solver: Solver) -> None:
+    paths = sorted(captcha_folder.glob("*.png"))
+
+    result = solve("--json", "-m", linear_model, paths[3], captcha_folder)
+
+    assert result.exit_code == 0, result.stderr
+    readings = json.loads(result.stdout)
+    assert [reading["file"] for reading in readings] == [str(path) for path in [paths[3], *paths]]
+    assert all(set(reading) == {"file", "text", "confidence", "char_confidences"} for reading in readings)
+    assert readings[0] == {"file": str(paths[3]), **solver.solve(paths[3]).to_dict()}
+
+
+def test_beam_search_option(linear_model: Path, captcha_folder: Path, solver: Solver) -> None:
+    path = sorted(captcha_folder.glob("*.png"))[0]
+
+    result = solve(path, "--json", "-m", linear_model, "--beam", 3)
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)[0]["text"] == solver.solve(path, beam_width=3).text
+
+
+def test_broken_files_in_a_folder_are_reported_and_the_rest_read(
+    linear_model: Path, broken_folder: Path
+) -> None:
+    as_json = solve(broken_folder, "--json", "-m", linear_model)
+    as_lines = solve(broken_folder, "-m", linear_model)
+
+    assert as_json.exit_code == as_lines.exit_code == 1
+    readings = json.loads(as_json.stdout)
+    assert len(readings) == 21
+    failed = [reading for reading in readings if "error" in reading]
+    assert failed == [{"file": str(broken_folder / "AAAA_broken.png"), "error": failed[0]["error"]}]
+    assert "not an image" in failed[0]["error"]
+    assert len(as_lines.stdout.splitlines()) == 20
+    assert "AAAA_broken.png" in as_lines.stderr
+    assert as_lines.stderr.strip().endswith("1 of 21 images could not be read")
+
+
+def test_one_broken_file_in_a_folder_is_a_report(
+    linear_model: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "AB12.png").write_bytes(b"")
+
+    result = solve(tmp_path, "--json", "-m", linear_model)
+
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)[0]["file"] == str(tmp_path / "AB12.png")
+
+
+@pytest.mark.parametrize(
+    ("target", "model", "message"),
+    [
+        ("broken", "linear", "AB12.png is not an image format that can be read"),
+        ("empty", "linear", "AB12.png is empty"),
+        ("absent", "linear", "no such file or folder"),
+        ("folder", "linear", "no image files"),
+        ("image", "noise", "not a loadable ONNX model"),
+        ("image", "absent", "no such model file"),
+    ],
+)
+def test_errors_are_one_line_and_exit_2(
+    target: str, model: str, message: str, linear_model: Path, captcha_folder: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "AB12.png").write_bytes(b"this is text")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "AB12.png").write_bytes(b"")
+    (tmp_path / "no-images").mkdir()
+    (tmp_path / "no-images" / "notes.txt").write_text("not an image\n")
+    (tmp_path / "noise.onnx").write_bytes(bytes(range(256)) * 8)
+    targets = {
+        "broken": tmp_path / "AB12.png",
+        "empty": tmp_path / "empty" / "AB12.png",
+        "absent": tmp_path / "absent.png",
+        "folder": tmp_path / "no-images",
+        "image": next(captcha_folder.glob("*.png")),
+    }
+    models = {"linear": linear_model, "noise": tmp_path / "noise.onnx", "absent": tmp_path / "absent.onnx"}
+
+    for extra in ([], ["--json"]):
+        result = solve(targets[target], "-m", models[model], *extra)
+
+        assert result.exit_code == 2
+        assert result.stdout == ""
+        assert result.stderr.startswith("error: ") and message in result.stderr
+        assert result.stderr.count("\n") == 1
+
+
+def test_a_zero_batch_size_is_a_usage_error(linear_model: Path, captcha_folder: Path) -> None:
+    result = solve(captcha_folder, "-m", linear_model, "--batch-size", 0)
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+
+
+def test_solve_in_a_fresh_process_reads_what_evaluate_read(
+    trained_model: Path, trained_style: Style, tmp_path: Path
+) -> None:
+    folder = tmp_path / "held-out"
+    write_dataset(folder, trained_style, 32, seed=1)  # the model trained on stream 0
+
+    evaluated = runner.invoke(app, ["evaluate", str(trained_model), str(folder), "--json"])
+    solved = subprocess.run(
+        [sys.executable, "-m", "knucaptcha", "solve", "--json", "--model", str(trained_model), str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert evaluated.exit_code == 0, evaluated.stderr
+    assert solved.returncode == 0, solved.stderr
+    report = json.loads(evaluated.stdout)
+    assert report["scores"]["sequence_accuracy"] >= 0.25  # a model that reads, so agreement means something
+    evaluate_texts = {item["file"]: item["text"] for item in report["items"]}
+    solve_texts = {reading["file"]: reading["text"] for reading in json.loads(solved.stdout)}
+    assert solve_texts == evaluate_texts
+    assert len(solve_texts) == 32

@@ -10,7 +10,9 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
+from typer.testing import CliRunner
 
+from knucaptcha.cli import app as cli
 from knucaptcha.errors import ConfigError, LabelError, MissingFileError
 from knucaptcha.labelling import FORBIDDEN_IN_LABELS, LabellingSession, check_label
 from knucaptcha.generator import encode_png
@@ -241,3 +243,23 @@ def test_api_refuses_images_not_in_the_queue_and_an_empty_undo(client: TestClien
     assert client.get("/label/image/..%2F..%2Fetc%2Fpasswd").status_code == 404
     undo = client.post("/label/api/undo")
     assert undo.status_code == 400 and "nothing to undo" in undo.json()["error"]["message"]
+
+
+def test_cli_label_serves_the_folder_with_the_chosen_write_mode(
+    folder: Path, linear_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+    args = ["label", str(folder), "--model", str(linear_model), "--port", "8123", "--write", "rename"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert (served["host"], served["port"]) == ("127.0.0.1", 8123)
+    state = TestClient(served["app"]).get("/label/api/state").json()
+    assert state["write"] == "rename" and state["current"]["file"] == "_b.png"
+
+
+def test_cli_label_reports_a_missing_folder_in_one_line(tmp_path: Path, linear_model: Path) -> None:
+    result = CliRunner().invoke(cli, ["label", str(tmp_path / "nope"), "--model", str(linear_model)])
+    assert result.exit_code == 2 and "error: no such folder" in result.output

@@ -10,6 +10,7 @@ from . import collect  # noqa: F401  (registers commands)
 from . import data  # noqa: F401  (registers commands)
 from . import evaluate  # noqa: F401  (registers commands)
 from . import generate  # noqa: F401  (registers commands)
+from . import label  # noqa: F401  (registers commands)
 from . import solve  # noqa: F401  (registers commands)
 from . import train  # noqa: F401  (registers commands)
 from .app import app

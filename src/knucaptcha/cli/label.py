@@ -1,0 +1,48 @@
+"""``knucaptcha label``: label a folder of captchas in the browser, starting from the model's guesses."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..labelling import WRITE_MODES
+from .app import app, console
+
+WriteMode = Enum("WriteMode", {mode: mode for mode in WRITE_MODES}, type=str)  # type: ignore[misc]
+"""The ``--write`` choices, built from :data:`knucaptcha.labelling.WRITE_MODES` so they cannot drift."""
+
+
+@app.command()
+def label(
+    folder: Annotated[Path, typer.Argument(help="The folder of images to label (e.g. one 'knucaptcha collect' filled).")],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model whose guesses are pre-filled: a .onnx file or a bundled name.")
+    ] = "default",
+    host: Annotated[str, typer.Option(help="Interface to listen on; keep loopback unless you know why not.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    write: Annotated[
+        WriteMode,
+        typer.Option(help="csv: add rows to labels.csv; rename: rename files LABEL_<n>.ext; both."),
+    ] = WriteMode.csv,  # type: ignore[attr-defined]
+) -> None:
+    """Serve the labelling page for FOLDER at http://HOST:PORT/label.
+
+    Shows the images no label is known for (not in labels.csv, or, without
+    one, not named LABEL_*.ext), least confident guess first. Enter saves,
+    typing corrects, Esc skips, Ctrl+Z undoes. Files are never overwritten or
+    deleted. The model's guesses are cached in FOLDER/prelabels.csv.
+    """
+    import uvicorn
+
+    from ..web.app import create_app
+    from ..web.settings import ServeSettings, parse_model_option
+
+    settings = ServeSettings(
+        models=(parse_model_option(model),), host=host, port=port, label_dir=folder, label_write=write.value
+    )
+    application = create_app(settings)  # scans the folder and guesses labels before the server starts
+    console.print(f"labelling {folder}: open http://{host}:{port}/label  (Ctrl+C stops)", highlight=False)
+    uvicorn.run(application, host=host, port=port, log_level="warning")

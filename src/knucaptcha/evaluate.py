@@ -76,16 +76,18 @@ def solve_files(
     results: list[SolvedFile] = []
     for start in range(0, len(paths), batch_size):
         chunk = [Path(path) for path in paths[start : start + batch_size]]
-        loaded: dict[Path, Image.Image] = {}
-        failed: dict[Path, SolvedFile] = {}
+        images: list[Image.Image] = []
+        failures: dict[Path, ImageError | MissingFileError] = {}
         for path in chunk:
             try:
-                loaded[path] = load_image(path)
+                images.append(load_image(path))
             except (ImageError, MissingFileError) as error:
-                failed[path] = SolvedFile(path, error=error)
-        predictions = solver.solve_batch(list(loaded.values()), beam_width=beam_width, batch_size=batch_size)
-        solved = {path: SolvedFile(path, prediction) for path, prediction in zip(loaded, predictions)}
-        results.extend(solved[path] if path in solved else failed[path] for path in chunk)
+                failures[path] = error
+        predictions = iter(solver.solve_batch(images, beam_width=beam_width, batch_size=batch_size))
+        results.extend(
+            SolvedFile(path, error=failures[path]) if path in failures else SolvedFile(path, next(predictions))
+            for path in chunk
+        )
         if on_progress is not None:
             on_progress(len(chunk))
     return results

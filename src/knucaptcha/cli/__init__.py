@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import collect  # noqa: F401  (registers commands)
 from . import data  # noqa: F401  (registers commands)
 from . import evaluate  # noqa: F401  (registers commands)
+from . import export  # noqa: F401  (registers commands)
 from . import generate  # noqa: F401  (registers commands)
 from . import label  # noqa: F401  (registers commands)
 from . import solve  # noqa: F401  (registers commands)

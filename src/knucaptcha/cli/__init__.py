@@ -12,6 +12,7 @@ from . import evaluate  # noqa: F401  (registers commands)
 from . import export  # noqa: F401  (registers commands)
 from . import generate  # noqa: F401  (registers commands)
 from . import label  # noqa: F401  (registers commands)
+from . import serve  # noqa: F401  (registers commands)
 from . import solve  # noqa: F401  (registers commands)
 from . import train  # noqa: F401  (registers commands)
 from .app import app

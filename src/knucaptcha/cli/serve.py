@@ -1,0 +1,46 @@
+"""``knucaptcha serve``: the web API, the demo page and practice captchas (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .app import app, console
+
+
+@app.command()
+def serve(
+    model: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--model",
+            "-m",
+            help="A model to load: NAME=PATH, a PATH (named after the file), or a bundled model's name. "
+            "Repeat to load several; the first is the default. [default: default]",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 exposes the service to the network).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    max_upload_bytes: Annotated[int, typer.Option(help="Largest request body; more is answered 413.")] = 1_000_000,
+    threads: Annotated[int, typer.Option(help="ONNX Runtime threads per inference (0: the runtime decides).")] = 1,
+    captcha_seed: Annotated[
+        Optional[int], typer.Option(help="Seed of /captcha's image stream (default: random at start-up).")
+    ] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+) -> None:
+    """Serve the solving API (POST /v1/solve, /v1/solve/batch, /api), the demo page (/), practice
+    captchas (/captcha) and the API docs (/docs). Stop with Ctrl+C."""
+    from ..web.server import serve as run  # FastAPI and uvicorn load only for this command
+    from ..web.settings import ServeSettings, parse_model_option
+
+    settings = ServeSettings(
+        models=tuple(parse_model_option(text) for text in model or ["default"]),
+        host=host,
+        port=port,
+        max_upload_bytes=max_upload_bytes,
+        threads=threads,
+        captcha_seed=captcha_seed,
+    )
+    console.print(f"serving {', '.join(name for name, _ in settings.models)} on http://{host}:{port}/")
+    run(settings, access_log=access_log)

@@ -1,0 +1,60 @@
+"""The models a running service reads with, loaded once at start-up and looked up by name per request."""
+
+from __future__ import annotations
+
+from ..inference import Solver
+from ..spec import METADATA_PREFIX
+from .errors import ApiError
+from .schemas import InputSize, ModelInfo
+from .settings import ServeSettings
+
+# Shown as ModelInfo fields of their own, so left out of its metadata summary.
+_SPEC_KEYS = {f"{METADATA_PREFIX}{key}" for key in ("charset", "preprocess", "max_length")}
+
+
+class ModelRegistry:
+    """Solvers by name; the first one is the default. Read-only once built, so safe to share."""
+
+    def __init__(self, solvers: dict[str, Solver], default: str):
+        if default not in solvers:
+            raise ValueError(f"default model {default!r} is not among {sorted(solvers)}")
+        self._solvers = dict(solvers)
+        self.default = default
+
+    @classmethod
+    def load(cls, settings: ServeSettings) -> ModelRegistry:
+        """Load every model in ``settings`` (raises the solver's MissingFileError / ModelError)."""
+        solvers = {name: Solver.load(reference, threads=settings.threads) for name, reference in settings.models}
+        return cls(solvers, settings.default_model)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._solvers)
+
+    def get(self, name: str | None = None) -> tuple[str, Solver]:
+        """The model called ``name`` (None: the default) and its name; 404 if there is none."""
+        chosen = self.default if name is None else name
+        solver = self._solvers.get(chosen)
+        if solver is None:
+            raise ApiError(404, "unknown_model", f"no model named {chosen!r}; loaded: {', '.join(self._solvers)}")
+        return chosen, solver
+
+    def describe(self) -> list[ModelInfo]:
+        return [self._describe(name, solver) for name, solver in self._solvers.items()]
+
+    def _describe(self, name: str, solver: Solver) -> ModelInfo:
+        spec = solver.spec
+        metadata = {
+            key.removeprefix(METADATA_PREFIX): value
+            for key, value in solver.metadata.items()
+            if key.startswith(METADATA_PREFIX) and key not in _SPEC_KEYS
+        }
+        return ModelInfo(
+            name=name,
+            default=name == self.default,
+            charset=spec.charset.symbols,
+            max_length=spec.max_length,
+            input=InputSize(channels=1, height=spec.preprocess.height, width=spec.preprocess.width),
+            preprocess=spec.preprocess.to_dict(),
+            metadata=metadata,
+        )

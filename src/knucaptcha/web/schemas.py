@@ -1,0 +1,69 @@
+"""The JSON bodies the service answers with, as pydantic models (they also document ``/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. invalid_image, unknown_model.")
+    message: str = Field(description="What went wrong, for people.")
+
+
+class ErrorBody(BaseModel):
+    """Every error response: ``{"error": {"code": ..., "message": ...}}``."""
+
+    error: ErrorDetail
+
+
+class Solved(BaseModel):
+    text: str = Field(description="What the model read; symbols outside its charset appear as '?'.")
+    confidence: float = Field(description="Product of the per-character confidences, in [0, 1].")
+    char_confidences: list[float] = Field(description="Confidence of each character of text.")
+    model: str = Field(description="Name of the model that read it.")
+
+
+class SolveResult(Solved):
+    elapsed_ms: float = Field(description="Server time spent decoding and reading the image.")
+
+
+class BatchSolved(Solved):
+    filename: str | None
+
+
+class BatchFailed(BaseModel):
+    filename: str | None
+    error: ErrorDetail
+
+
+BatchItem = Union[BatchSolved, BatchFailed]
+
+
+class InputSize(BaseModel):
+    channels: int
+    height: int
+    width: int
+
+
+class ModelInfo(BaseModel):
+    name: str
+    default: bool = Field(description="Whether requests that name no model use this one.")
+    charset: str
+    max_length: int
+    input: InputSize
+    preprocess: dict[str, Any]
+    metadata: dict[str, str] = Field(
+        description="The model file's other knucaptcha metadata (preset, architecture, training summary), "
+        "without the 'knucaptcha.' prefix."
+    )
+
+
+class Health(BaseModel):
+    status: str
+    models: list[str]
+
+
+class Verdict(BaseModel):
+    correct: bool

@@ -1,0 +1,192 @@
+"""Solving endpoints: ``/v1/solve``, ``/v1/solve/batch`` and the original system's ``/api``.
+
+Bodies are read here, under the app's size limit; decoding and inference run
+in the thread pool, never on the event loop. The format of an upload is judged
+by its bytes (Pillow), never by its file name or content type. Per-request
+options (model, beam width) are arguments to the solver, never state.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any, Union
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+from PIL import Image
+from starlette.datastructures import FormData, UploadFile
+
+from ..ctc import Prediction
+from ..errors import ImageError
+from ..inference import Solver
+from ..preprocess import load_image
+from .errors import ApiError, describe
+from .registry import ModelRegistry
+from .schemas import BatchFailed, BatchItem, BatchSolved, ErrorBody, ErrorDetail, SolveResult
+from .settings import ServeSettings
+
+_MULTIPART = "multipart/form-data"
+
+_IMAGE = {"type": "string", "format": "binary"}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "Not a readable image, too many pixels, or a missing field"),
+        (404, "No model with that name"),
+        (413, "The request body is over the size limit"),
+    )
+}
+
+
+ModelName = Annotated[
+    Union[str, None], Query(description="A loaded model's name (GET /v1/models); default: the first.")
+]
+Beam = Annotated[int, Query(ge=0, description="Beam search width; 0 decodes greedily (fastest).")]
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded image's bytes and what to call it in messages."""
+
+    data: bytes
+    filename: str | None
+
+    @property
+    def label(self) -> str:
+        return "the request body" if self.filename is None else f"file {self.filename!r}"
+
+
+def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
+    """The solving endpoints over ``models``, with the limits in ``settings``."""
+    router = APIRouter()
+
+    @router.post(
+        "/v1/solve",
+        response_model=SolveResult,
+        responses=_ERRORS,
+        tags=["solve"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    _MULTIPART: {
+                        "schema": {"type": "object", "properties": {"file": _IMAGE}, "required": ["file"]}
+                    },
+                    "application/octet-stream": {"schema": _IMAGE},
+                    "image/*": {"schema": _IMAGE},
+                },
+            }
+        },
+    )
+    async def solve(request: Request, model: ModelName = None, beam: Beam = 0) -> SolveResult:
+        """Read one image: a multipart field `file`, or the raw request body (any content type)."""
+        name, solver = models.get(model)
+        _check_beam(beam, settings.max_beam_width)
+        if _is_multipart(request):
+            async with request.form(max_files=1, max_fields=0) as form:
+                upload = await _form_file(form, "file")
+        else:
+            upload = Upload(await request.body(), None)
+        started = time.perf_counter()
+        prediction = await run_in_threadpool(_solve_one, solver, upload, settings.max_pixels, beam)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        return SolveResult(**prediction.to_dict(), model=name, elapsed_ms=round(elapsed_ms, 3))
+
+    @router.post(
+        "/v1/solve/batch",
+        response_model=list[BatchItem],
+        responses=_ERRORS,
+        tags=["solve"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    _MULTIPART: {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"files": {"type": "array", "items": _IMAGE}},
+                            "required": ["files"],
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def solve_batch(request: Request, model: ModelName = None, beam: Beam = 0) -> list[BatchItem]:
+        """Read several images (multipart field `files`, repeated). Answers one item per file, in order;
+        a file that is not a readable image gets an `error` item and the others are still read."""
+        name, solver = models.get(model)
+        _check_beam(beam, settings.max_beam_width)
+        if not _is_multipart(request):
+            raise ApiError(400, "missing_field", f"send the images as {_MULTIPART} fields named 'files'")
+        async with request.form(max_files=settings.max_batch_files, max_fields=0) as form:
+            uploads = [await _read(item) for item in form.getlist("files")]
+        if not uploads:
+            raise ApiError(400, "missing_field", "the form has no field 'files'")
+        return await run_in_threadpool(_solve_many, solver, name, uploads, settings.max_pixels, beam)
+
+    @router.post("/api", response_class=PlainTextResponse, responses=_ERRORS, tags=["compatibility"])
+    async def legacy(request: Request) -> PlainTextResponse:
+        """The original system's API: multipart field `upload_file` → the text it reads, as text/plain.
+        A form field `checkonline` answers `success` instead (a liveness probe). Uses the default model."""
+        async with request.form(max_files=1, max_fields=1) as form:
+            if "checkonline" in form:
+                return PlainTextResponse("success")
+            upload = await _form_file(form, "upload_file")
+        _, solver = models.get()
+        prediction = await run_in_threadpool(_solve_one, solver, upload, settings.max_pixels, 0)
+        return PlainTextResponse(prediction.text)
+
+    return router
+
+
+def _check_beam(beam: int, limit: int) -> None:
+    if beam > limit:
+        raise ApiError(400, "invalid_option", f"beam must be at most {limit}, not {beam}")
+
+
+def _is_multipart(request: Request) -> bool:
+    return request.headers.get("content-type", "").lower().startswith(_MULTIPART)
+
+
+async def _form_file(form: FormData, field: str) -> Upload:
+    if field not in form:
+        raise ApiError(400, "missing_field", f"the form has no field {field!r}")
+    return await _read(form[field])
+
+
+async def _read(item: UploadFile | str) -> Upload:
+    if isinstance(item, str):
+        raise ApiError(400, "missing_field", "images must be sent as file fields (with a filename), not text fields")
+    return Upload(await item.read(), item.filename)
+
+
+def _decode(upload: Upload, max_pixels: int) -> Image.Image:
+    try:
+        return load_image(upload.data, max_pixels=max_pixels)
+    except ImageError as error:
+        # Keep the class (it decides the status) but say which upload it was.
+        raise type(error)(f"{upload.label}: {error}") from None
+
+
+def _solve_one(solver: Solver, upload: Upload, max_pixels: int, beam: int) -> Prediction:
+    return solver.solve(_decode(upload, max_pixels), beam_width=beam)
+
+
+def _solve_many(solver: Solver, name: str, uploads: list[Upload], max_pixels: int, beam: int) -> list[BatchItem]:
+    images: dict[int, Image.Image] = {}
+    failures: dict[int, ErrorDetail] = {}
+    for index, upload in enumerate(uploads):
+        try:
+            images[index] = _decode(upload, max_pixels)
+        except ImageError as error:
+            failures[index] = ErrorDetail(code=describe(error)[1], message=str(error))
+    predictions = dict(zip(images, solver.solve_batch(list(images.values()), beam_width=beam)))
+    return [
+        BatchFailed(filename=upload.filename, error=failures[index])
+        if index in failures
+        else BatchSolved(**predictions[index].to_dict(), model=name, filename=upload.filename)
+        for index, upload in enumerate(uploads)
+    ]

@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -87,23 +86,18 @@ def folder_set(folder: Path) -> TestSet:
                    [item.label for item in items], [])
 
 
-def int8_model(fp32: Path | None, workdir: Path) -> Path:
-    """An int8 copy of ``fp32`` made by knucaptcha's own export command.
+def int8_model(fp32: str | None, workdir: Path) -> Path:
+    """An int8 copy of ``fp32`` (default: the shipped model), made by knucaptcha's own quantizer.
 
     Raises:
-        RuntimeError: the command is missing or fails (its last line says why).
+        ImportError: this knucaptcha has no ``quantize`` module.
+        ModelError: the model cannot be quantized, or ``onnx`` is missing.
     """
     from knucaptcha.inference import resolve_model
+    from knucaptcha.quantize import quantize_int8
 
     source = resolve_model(fp32)
-    target = workdir / f"{source.stem}.int8.onnx"
-    command = [sys.executable, "-m", "knucaptcha", "export", str(source), "--format", "onnx-int8",
-               "--output", str(target)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0 or not target.is_file():
-        lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
-        raise RuntimeError(f"`knucaptcha export --format onnx-int8` failed: {lines[-1]}")
-    return target
+    return quantize_int8(source, workdir / f"{source.stem}.int8.onnx")
 
 
 def model_alphabet(model: str | None) -> str:
@@ -238,7 +232,7 @@ def markdown(rows: Sequence[dict[str, Any]], unavailable: dict[str, str], sizes:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="knucaptcha model to compare (default: the shipped default model)")
-    parser.add_argument("--int8", help="an int8 model to compare; default: made from --model by `knucaptcha export`")
+    parser.add_argument("--int8", help="an int8 model to compare (default: --model quantized by knucaptcha.quantize)")
     parser.add_argument("--data", type=Path, action="append", default=[], help="a labelled folder (repeatable)")
     parser.add_argument("--style", default="knu", help="generator style of the test set (default: knu)")
     parser.add_argument("--difficulty", default="mixed", help="generator difficulty preset (default: mixed)")

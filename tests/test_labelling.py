@@ -139,7 +139,7 @@ def test_labelling_an_unqueued_or_vanished_file_is_refused(folder: Path) -> None
     assert session.progress().total == 3
 
 
-@pytest.mark.parametrize("label", ["", " AB", "A B", "a/b", "a\\b", "AB_1", "..", "A\tB", "A\x00", "X" * 33])
+@pytest.mark.parametrize("label", ["", " AB", "A B", "a/b", "a\\b", "AB_1", "..", "A\tB", "A\x00", "X" * 65])
 def test_bad_labels_are_refused_before_anything_changes(folder: Path, label: str) -> None:
     before = snapshot(folder)
     session = LabellingSession.open(folder, write="both")
@@ -148,7 +148,7 @@ def test_bad_labels_are_refused_before_anything_changes(folder: Path, label: str
     assert snapshot(folder) == before
 
 
-@given(st.text(min_size=1, max_size=32))
+@given(st.text(min_size=1, max_size=70))
 def test_accepted_labels_round_trip_through_names_and_manifests(label: str) -> None:
     try:
         check_label(label)

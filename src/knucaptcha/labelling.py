@@ -45,7 +45,8 @@ if TYPE_CHECKING:
     from .inference import Solver
 
 WRITE_MODES: tuple[str, ...] = ("csv", "rename", "both")
-MAX_LABEL_LENGTH = 32
+MAX_LABEL_LENGTH = 64
+"""Longest label accepted: captcha texts are short, and a label becomes part of a file name."""
 FORBIDDEN_IN_LABELS = frozenset('/\\:*?"<>|_.,')
 """Path syntax, characters Windows forbids in names, the label separator ``_``, and the CSV comma."""
 

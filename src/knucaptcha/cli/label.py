@@ -35,14 +35,11 @@ def label(
     typing corrects, Esc skips, Ctrl+Z undoes. Files are never overwritten or
     deleted. The model's guesses are cached in FOLDER/prelabels.csv.
     """
-    import uvicorn
-
-    from ..web.app import create_app
+    from ..web.server import serve  # FastAPI and uvicorn load only for this command
     from ..web.settings import ServeSettings, parse_model_option
 
     settings = ServeSettings(
         models=(parse_model_option(model),), host=host, port=port, label_dir=folder, label_write=write.value
     )
-    application = create_app(settings)  # scans the folder and guesses labels before the server starts
     console.print(f"labelling {folder}: open http://{host}:{port}/label  (Ctrl+C stops)", highlight=False)
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    serve(settings, access_log=False)  # guesses the folder's labels (once) before the port opens

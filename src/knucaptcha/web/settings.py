@@ -123,9 +123,6 @@ class ServeSettings:
         if self.label_write not in WRITE_MODES:
             raise ConfigError(f"label_write must be one of {', '.join(WRITE_MODES)}, not {self.label_write!r}")
 
-        if self.label_write not in WRITE_MODES:
-            raise ConfigError(f"label_write must be one of {', '.join(WRITE_MODES)}, not {self.label_write!r}")
-
     @property
     def default_model(self) -> str:
         """The name of the model used when a request names none."""

@@ -11,6 +11,10 @@ function say(text, kind) {
   $("message").className = kind || "";
 }
 
+function percent(confidence) {
+  return `${(100 * confidence).toFixed(confidence < 0.1 ? 1 : 0)}%`;  // 0.4% says more than 0%
+}
+
 function describe(last) {
   if (!last) return "";
   if (last.action === "label") {
@@ -37,7 +41,7 @@ function render(state) {
     $("label-image").dataset.file = shown.file;
     $("file-name").textContent = shown.file;
     $("guess").textContent = shown.guess === null ? "none" : shown.guess || "(empty)";
-    $("confidence").textContent = shown.confidence === null ? "" : `(${Math.round(100 * shown.confidence)}% sure)`;
+    $("confidence").textContent = shown.confidence === null ? "" : `(${percent(shown.confidence)} sure)`;
     $("label-input").value = shown.guess || "";
     $("label-input").focus();
     $("label-input").select();  // typing replaces the guess; arrow keys keep it for a small fix

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -62,8 +63,11 @@ def export_tflite(
         metadata[key] = value
     model = model.eval()
     example = torch.zeros(1, 1, spec.preprocess.height, spec.preprocess.width)
-    # litert-torch prints its progress on stdout; the CLI keeps stdout for results.
-    with contextlib.redirect_stdout(sys.stderr):
+    # litert-torch prints its progress on stdout, where the CLI keeps its results; torch.export
+    # warns about the LSTM's cached weights and its own deprecations, none of it the caller's concern.
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The tensor attributes .* were assigned during export")
+        warnings.simplefilter("ignore", FutureWarning)
         content = litert_torch.convert(model, (example,)).model_content()
     content = embed_metadata(content, metadata)
     check_parity(model, content, spec)

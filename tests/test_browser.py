@@ -1,0 +1,171 @@
+"""The pages in a real browser: Playwright driving Debian's Chromium against the app served on loopback.
+
+Playwright cannot download its own browsers here, so the test uses the system
+Chromium (``apt-get install -y chromium``, which the README's test command
+runs). Without it the test fails and says so; it does not skip.
+
+Set ``KNUCAPTCHA_SCREENSHOTS=docs`` to save both pages as
+``docs/screenshot_demo.png`` and ``docs/screenshot_label.png``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from knucaptcha.generator import encode_png, get_style, render_sample
+from knucaptcha.errors import LabelError
+from knucaptcha.inference import Solver
+from knucaptcha.labelling import check_label
+from knucaptcha.labels import read_manifest
+from knucaptcha.prelabels import PRELABELS_NAME, read_prelabels
+from knucaptcha.web.app import create_app
+from knucaptcha.web.settings import ServeSettings
+from live_server import running
+
+CHROMIUM = Path(os.environ.get("KNUCAPTCHA_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = os.environ.get("KNUCAPTCHA_SCREENSHOTS")
+VIEWPORT = {"width": 1100, "height": 760}
+UNLABELLED = 4
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM}; install it with 'apt-get install -y chromium' "
+            "(the README's test command does) or point KNUCAPTCHA_CHROMIUM at a Chromium binary",
+            pytrace=False,
+        )
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport=VIEWPORT)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def readable_samples(solver: Solver, count: int) -> list[bytes]:
+    """Generated captchas the model reads as distinct valid labels (so each guess can be accepted as it is)."""
+    found: dict[str, bytes] = {}
+    for index in range(200):
+        data = encode_png(render_sample(get_style("knu"), seed=5, index=index).image)
+        text = solver.solve(data).text
+        try:
+            check_label(text)
+        except LabelError:
+            continue
+        found.setdefault(text, data)
+        if len(found) == count:
+            return list(found.values())
+    raise AssertionError("the test model reads too few samples as distinct texts")
+
+
+@pytest.fixture
+def site(tmp_path: Path, linear_model: Path) -> Iterator[tuple[str, Path]]:
+    """The app on loopback, labelling a folder of four unlabelled captchas and one already labelled."""
+    folder = tmp_path / "collected"
+    folder.mkdir()
+    for index, data in enumerate(readable_samples(Solver.load(linear_model), UNLABELLED)):
+        (folder / f"_k{index}.png").write_bytes(data)
+    (folder / "OLD1_1.png").write_bytes(encode_png(render_sample(get_style("knu"), seed=6, index=0).image))
+    settings = ServeSettings(
+        models=(("linear", str(linear_model)),), captcha_seed=0, label_dir=folder, label_write="both"
+    )
+    with running(create_app(settings)) as url:
+        yield url, folder
+
+
+def screenshot(page: Page, name: str) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"screenshot_{name}.png"), full_page=True)
+
+
+def test_demo_page_solves_an_uploaded_captcha(
+    page: Page, site: tuple[str, Path], linear_model: Path, tmp_path: Path
+) -> None:
+    url, _ = site
+    page.goto(f"{url}/")
+    expect(page.locator("#sample")).to_be_visible()
+    before = page.locator("#result-text").inner_text()
+    solver = Solver.load(linear_model)
+    uploads = []
+    for index, data in enumerate(readable_samples(solver, 2)):
+        uploads.append(tmp_path / f"upload{index}.png")
+        uploads[-1].write_bytes(data)
+    upload = next(path for path in uploads if solver.solve(path).text != before)  # so the answer must change
+    page.set_input_files("#file", str(upload))
+    expect(page.locator("#result-text")).to_have_text(solver.solve(upload).text)
+    screenshot(page, "demo")
+
+
+def test_label_page_labels_skips_and_undoes_on_disk(page: Page, site: tuple[str, Path]) -> None:
+    url, folder = site
+    guesses = read_prelabels(folder / PRELABELS_NAME)
+    order = sorted(guesses, key=lambda name: (guesses[name].confidence, name))
+    assert len(order) == UNLABELLED
+    image, field, counter = page.locator("#label-image"), page.locator("#label-input"), page.locator("#counter")
+
+    def shows(position: int) -> None:
+        expect(image).to_have_attribute("data-file", order[position])
+        expect(field).to_have_value(guesses[order[position]].text)
+        expect(field).to_be_focused()
+
+    page.goto(f"{url}/label")
+    expect(counter).to_have_text(f"1 / {UNLABELLED + 1} labelled")
+    shows(0)
+    page.keyboard.type("AB12")  # the guess is selected, so typing replaces it
+    page.keyboard.press("Enter")
+    expect(counter).to_have_text(f"2 / {UNLABELLED + 1} labelled")
+    screenshot(page, "label")
+    shows(1)
+    page.keyboard.press("Enter")  # accept the model's guess
+    expect(counter).to_have_text(f"3 / {UNLABELLED + 1} labelled")
+    shows(2)
+    page.keyboard.press("Escape")
+    expect(page.locator("#session")).to_contain_text("1 skipped")
+    shows(3)
+    field.fill("CD34")
+    page.keyboard.press("Enter")
+    expect(counter).to_have_text(f"4 / {UNLABELLED + 1} labelled")
+    assert (folder / "CD34_1.png").exists() and not (folder / order[3]).exists()
+    manifest_before_undo = read_manifest(folder / "labels.csv")
+
+    page.keyboard.press("Control+z")
+    expect(counter).to_have_text(f"3 / {UNLABELLED + 1} labelled")
+    shows(3)
+    assert (folder / order[3]).exists() and not (folder / "CD34_1.png").exists()
+    assert "CD34_1.png" not in read_manifest(folder / "labels.csv")
+    assert manifest_before_undo.keys() - read_manifest(folder / "labels.csv").keys() == {"CD34_1.png"}
+
+    field.fill("EF56")
+    page.click("#accept")
+    expect(counter).to_have_text(f"4 / {UNLABELLED + 1} labelled")
+    shows(2)  # the skipped image comes back last
+
+    accepted = guesses[order[1]].text
+    expected = {"OLD1_1.png": "OLD1", "AB12_1.png": "AB12", f"{accepted}_1.png": accepted, "EF56_1.png": "EF56"}
+    assert read_manifest(folder / "labels.csv") == expected
+    images = sorted(path.name for path in folder.glob("*.png"))
+    assert images == sorted([*expected, order[2]])  # every file still there, three of them renamed

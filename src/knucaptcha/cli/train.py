@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from click.core import ParameterSource
 
 from ..errors import TrainingError
 from .app import app, console, progress
@@ -64,12 +63,11 @@ def train(
         fixed = sorted(
             f"--{name.replace('_', '-')}"
             for name in ctx.params
-            if name not in RESUMABLE | {"out", "resume"} and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+            if name not in RESUMABLE | {"out", "resume"} and _given(ctx, name)
         )
         if fixed:
             raise TrainingError(f"--resume continues with the run's own settings; drop {', '.join(fixed)}")
-        given = ctx.get_parameter_source("max_epochs") == ParameterSource.COMMANDLINE
-        trainer = Trainer.resume(out, max_epochs=max_epochs if given else None, observer=observer)
+        trainer = Trainer.resume(out, max_epochs=max_epochs if _given(ctx, "max_epochs") else None, observer=observer)
         console.print(f"resuming {out} after epoch {trainer.epoch}")
     else:
         config = TrainConfig(
@@ -99,21 +97,31 @@ def train(
     console.print(
         f"model: preset {trainer.preset}, {count_parameters(trainer.model):,} parameters; "
         f"{len(spec.charset)} symbols + blank, up to {spec.max_length} long; "
-        f"input {spec.preprocess.width}x{spec.preprocess.height} {spec.preprocess.mode}"
+        f"input {spec.preprocess.width}x{spec.preprocess.height} {spec.preprocess.mode}",
+        soft_wrap=True,
     )
     with observer.bar:
         result = trainer.fit()
     if result.stopped == "interrupted":
         console.print(
             f"interrupted: the checkpoint after epoch {result.epochs} is in {out / 'checkpoint.pt'}; "
-            f"continue with: knucaptcha train --out {out} --resume"
+            f"continue with: knucaptcha train --out {out} --resume",
+            soft_wrap=True,
         )
         raise typer.Exit(EXIT_INTERRUPTED)
     console.print(
         f"{result.stopped} after {result.epochs} epochs ({result.seconds:.0f} s); best epoch {result.best_epoch}: "
-        f"validation loss {result.best_val_loss:.4f}, sequence accuracy {result.best_val_accuracy:.1%}"
+        f"validation loss {result.best_val_loss:.4f}, sequence accuracy {result.best_val_accuracy:.1%}",
+        soft_wrap=True,
     )
     typer.echo(str(out / "model.onnx"))
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was typed on the command line (not left at its default)."""
+    # By name: Typer vendors its own copy of click, whose ParameterSource enum is not click's.
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 def _bar_observer():  # type: ignore[no-untyped-def]
@@ -138,7 +146,8 @@ def _bar_observer():  # type: ignore[no-untyped-def]
             self.bar.console.print(
                 f"epoch {record.epoch:3d}  loss {record.loss:8.4f}  val loss {record.val_loss:8.4f}  "
                 f"val acc {record.val_accuracy:6.1%}  val CER {record.val_cer:6.3f}  lr {record.lr:.1e}  "
-                f"{record.seconds:5.1f}s{'  *' if improved else ''}"
+                f"{record.seconds:5.1f}s{'  *' if improved else ''}",
+                soft_wrap=True,
             )
 
     return BarObserver()

@@ -53,9 +53,11 @@ def export_onnx(
 
     def write(temp: Path) -> None:
         # The TorchScript exporter maps nn.LSTM to one ONNX LSTM node and needs no
-        # onnxscript; torch 2.13 warns that it is deprecated, which is not the caller's concern.
+        # onnxscript; torch 2.13 warns that it is deprecated and traces nn.LSTM's shape
+        # checks, neither of which is the caller's concern (parity is checked below).
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
             torch.onnx.export(
                 model,

@@ -1,0 +1,239 @@
+"""Training: it learns, it stops after take-off, it resumes where it stopped, it fine-tunes across vocabularies."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from knucaptcha.charset import Charset  # noqa: E402
+from knucaptcha.cli import app  # noqa: E402
+from knucaptcha.errors import TrainingError  # noqa: E402
+from knucaptcha.generator import get_style, write_dataset  # noqa: E402
+from knucaptcha.inference import Solver  # noqa: E402
+from knucaptcha.labels import scan_folder, split  # noqa: E402
+from knucaptcha.spec import PreprocessSpec  # noqa: E402
+from knucaptcha.train import (  # noqa: E402
+    EpochRecord,
+    FolderSource,
+    GeneratedSource,
+    Observer,
+    TrainConfig,
+    Trainer,
+    adapt,
+    augment,
+    load_checkpoint,
+    start,
+)
+
+KNU = PreprocessSpec()
+
+
+def easy_folder(path: Path, symbols: str, count: int, seed: int = 0) -> Path:
+    style = get_style("knu", "easy", charset=symbols, min_length=3, max_length=3)
+    write_dataset(path, style, count, seed)
+    return path
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """320 easy 3-character KNU captchas over the symbols 0-3."""
+    return easy_folder(tmp_path_factory.mktemp("data") / "easy", "0123", 320)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One thread: the suite shares two cores, and small models gain nothing from more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def history_epochs(run: Path) -> list[int]:
+    with open(run / "history.csv", newline="") as handle:
+        return [int(row["epoch"]) for row in csv.DictReader(handle)]
+
+
+def quick(**changes: object) -> TrainConfig:
+    return replace(TrainConfig(batch_size=16, lr=3e-3, patience=50, seed=0), **changes)
+
+
+def test_training_learns_easy_captchas(tmp_path: Path, folder: Path) -> None:
+    source = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0)
+    trainer = start(tmp_path / "run", source, quick(max_epochs=15, augment=False))  # 15 x 18 = 270 steps
+    result = trainer.fit()
+    losses = [r.loss for r in trainer.history]
+    assert losses[-1] < losses[0] / 3
+    assert result.best_val_accuracy >= 0.6, trainer.history
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {
+        "checkpoint.pt", "history.csv", "model.pt", "model.onnx", "curves.png"
+    }
+    # The exported model reads the validation files as well as PyTorch did.
+    solver = Solver.load(tmp_path / "run" / "model.onnx")
+    assert solver.metadata["knucaptcha.preset"] == "fast"
+    _, valid = split(scan_folder(folder), 0.1, 0)
+    assert tuple(item.label for item in valid) == source.valid.labels
+    predictions = solver.solve_batch([item.path for item in valid])
+    correct = sum(p.text == item.label for p, item in zip(predictions, valid))
+    assert correct / len(valid) == pytest.approx(result.best_val_accuracy)
+
+
+def test_resume_after_a_killed_run_continues_from_the_last_epoch(tmp_path: Path, folder: Path) -> None:
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "knucaptcha", "train", "--data", str(folder), "--out", str(run),
+               "--max-epochs", "100", "--patience", "100", "--threads", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((run / "history.csv").exists() and history_epochs(run)):
+            assert process.poll() is None, "training ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    done = load_checkpoint(run / "checkpoint.pt").state["epoch"]
+    before = (run / "history.csv").read_text().splitlines()
+    assert done >= 1 and len(before) == done + 1
+
+    result = CliRunner().invoke(app, ["train", "--out", str(run), "--resume", "--max-epochs", str(done + 2)])
+    assert result.exit_code == 0, result.output
+    assert history_epochs(run) == list(range(1, done + 3))
+    assert (run / "history.csv").read_text().splitlines()[: done + 1] == before
+    assert load_checkpoint(run).state["training"]["epochs"] == done + 2
+
+
+def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path: Path, folder: Path) -> None:
+    source = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0)
+    straight = start(tmp_path / "a", source, quick(max_epochs=2, augment=True))
+    straight.fit()
+    start(tmp_path / "b", source, quick(max_epochs=1, augment=True)).fit()
+    resumed = Trainer.resume(tmp_path / "b", max_epochs=2)
+    resumed.fit()
+    assert resumed.history == [replace(r, seconds=s.seconds) for r, s in zip(straight.history, resumed.history)]
+    for name, weights in straight.model.state_dict().items():
+        assert torch.equal(weights, resumed.model.state_dict()[name]), name
+
+
+class InterruptInEpoch(Observer):
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+        self.current = 0
+
+    def epoch_started(self, epoch: int, steps: int) -> None:
+        self.current = epoch
+
+    def step_done(self) -> None:
+        if self.current == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_keeps_the_last_finished_epoch(tmp_path: Path, folder: Path) -> None:
+    source = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0)
+    result = start(tmp_path, source, quick(max_epochs=5), observer=InterruptInEpoch(2)).fit()
+    assert result.stopped == "interrupted" and result.epochs == 1
+    assert load_checkpoint(tmp_path / "checkpoint.pt").state["epoch"] == 1
+    assert not (tmp_path / "model.onnx").exists()
+    assert Trainer.resume(tmp_path).epoch == 1
+
+
+def test_early_stopping_counts_only_after_take_off(tmp_path: Path, folder: Path) -> None:
+    source = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0)
+    trainer = start(tmp_path, source, quick(patience=3, lr_patience=2))
+    lr = trainer.optimizer.param_groups[0]["lr"]
+
+    def record(epoch: int, loss: float, accuracy: float) -> None:
+        trainer._update_stopping(EpochRecord(epoch, loss, loss, accuracy, 1 - accuracy, lr, 1.0))
+
+    record(1, 15.0, 0.0)
+    for epoch in range(2, 30):  # a long plateau: no better loss, nothing read right
+        record(epoch, 15.5, 0.0)
+    assert not trainer._should_stop() and trainer.optimizer.param_groups[0]["lr"] == lr
+    record(30, 9.0, 0.1)  # take-off
+    for epoch in range(31, 33):
+        record(epoch, 9.5, 0.1)
+    assert not trainer._should_stop()
+    assert trainer.optimizer.param_groups[0]["lr"] == lr / 2  # after lr_patience epochs
+    record(33, 9.5, 0.1)
+    assert trainer._should_stop()
+    assert trainer.stopping.best_epoch == 30
+
+
+def test_init_maps_shared_symbols_and_appends_new_ones(tmp_path: Path, folder: Path) -> None:
+    source = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0)
+    start(tmp_path / "base", source, quick(max_epochs=1)).fit()
+    loaded = load_checkpoint(tmp_path / "base")
+    model, spec = adapt(loaded, Charset("0125"), 5)
+    assert spec.charset.symbols == "01235" and spec.max_length == 5
+    old_rows = loaded.spec.charset.num_classes  # blank, 0, 1, 2, 3
+    assert torch.equal(model.classifier.weight[:old_rows], loaded.model.classifier.weight)
+    assert torch.equal(model.features.blocks[0][0].weight, loaded.model.features.blocks[0][0].weight)
+    with pytest.raises(TrainingError, match="shares no symbol"):
+        adapt(loaded, Charset("XYZ"), 4)
+
+
+def test_cli_fine_tunes_from_a_run_on_a_new_vocabulary(tmp_path: Path, folder: Path) -> None:
+    runner = CliRunner()
+    base = tmp_path / "base"
+    assert runner.invoke(app, ["train", "--data", str(folder), "--out", str(base), "--max-epochs", "1"]).exit_code == 0
+    other = easy_folder(tmp_path / "other", "0145", 40, seed=1)
+    tuned = tmp_path / "tuned"
+    result = runner.invoke(app, ["train", "--data", str(other), "--out", str(tuned), "--init", str(base),
+                                 "--max-epochs", "1"])
+    assert result.exit_code == 0, result.output
+    solver = Solver.load(tuned / "model.onnx")
+    assert solver.spec.charset.symbols == "012345"
+    assert str(base) in solver.metadata["knucaptcha.training"]
+
+
+def test_init_with_other_preprocessing_is_a_training_error(tmp_path: Path, folder: Path) -> None:
+    source = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0)
+    start(tmp_path / "base", source, quick(max_epochs=1)).fit()
+    gray = FolderSource(folder, PreprocessSpec(mode="gray", height=40, width=150), case="keep",
+                        valid_fraction=0.1, seed=0)
+    with pytest.raises(TrainingError, match="reads images as"):
+        start(tmp_path / "tuned", gray, quick(), init=("base", load_checkpoint(tmp_path / "base")))
+
+
+def test_cli_refuses_to_overwrite_a_run_and_to_change_settings_on_resume(tmp_path: Path, folder: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["train", "--data", str(folder), "--out", str(tmp_path), "--max-epochs", "1"]).exit_code == 0
+    again = runner.invoke(app, ["train", "--data", str(folder), "--out", str(tmp_path)])
+    assert again.exit_code == 2 and "already holds a training run" in again.output
+    changed = runner.invoke(app, ["train", "--out", str(tmp_path), "--resume", "--lr", "0.1"])
+    assert changed.exit_code == 2 and "drop --lr" in changed.output
+
+
+def test_augment_keeps_binary_images_binary_and_is_seeded() -> None:
+    images = (torch.rand(6, 1, 35, 140, generator=torch.Generator().manual_seed(0)) > 0.9).float()
+    first = augment(images, torch.Generator().manual_seed(1), binarize=True)
+    again = augment(images, torch.Generator().manual_seed(1), binarize=True)
+    assert first.shape == images.shape and torch.equal(first, again)
+    assert set(first.unique().tolist()) <= {0.0, 1.0}
+    assert not torch.equal(first, images)
+    gray = augment(images * 0.5, torch.Generator().manual_seed(1), binarize=False)
+    assert 0.0 <= gray.min() and gray.max() <= 1.0
+
+
+def test_generated_epochs_are_reproducible_and_distinct_from_validation() -> None:
+    source = GeneratedSource("knu", "easy", seed=5, epoch_size=6, valid_size=4)
+    again = GeneratedSource("knu", "easy", seed=5, epoch_size=6, valid_size=4)
+    assert again.epoch(1).labels == source.epoch(1).labels
+    assert torch.equal(again.epoch(1).images, source.epoch(1).images)
+    assert source.epoch(0).labels != source.epoch(1).labels
+    assert not set(source.valid.labels) & set(source.epoch(0).labels)
+    assert source.vocabulary() == (get_style("knu").charset, 4)
+    assert math.isclose(float(source.valid.images.max()), 1.0)

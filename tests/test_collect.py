@@ -1,4 +1,4 @@
-"""Collecting captchas over real loopback HTTP: the service's /captcha, plus flaky, HTML, duplicate and failing routes."""
+"""Collecting captchas over loopback HTTP: the service's /captcha, plus flaky, HTML, duplicate and failing routes."""
 
 from __future__ import annotations
 
@@ -87,7 +87,8 @@ def test_retries_a_flaky_endpoint_with_backoff(server: str, tmp_path: Path) -> N
 
 
 def test_gives_up_after_the_retries_and_says_why(server: str, tmp_path: Path) -> None:
-    report = collect(CollectConfig(f"{server}/test/flaky", 1, concurrency=1, retries=1, patience=1, **FAST), tmp_path)
+    config = CollectConfig(f"{server}/test/flaky", 1, concurrency=1, retries=1, patience=1, **FAST)
+    report = collect(config, tmp_path)
     assert report.saved == () and report.failed == 1
     assert report.problems == ("HTTP 503 (after 2 attempts)",)
 
@@ -122,7 +123,8 @@ def test_connection_refused_is_retried_then_reported(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again at once: nothing listens there
-    report = collect(CollectConfig(f"http://127.0.0.1:{port}/", 1, retries=1, patience=1, concurrency=1, **FAST), tmp_path)
+    config = CollectConfig(f"http://127.0.0.1:{port}/", 1, retries=1, patience=1, concurrency=1, **FAST)
+    report = collect(config, tmp_path)
     assert report.failed == 1 and "ConnectError" in report.problems[0]
 
 

@@ -53,7 +53,8 @@ def read_prelabels(path: str | os.PathLike[str]) -> dict[str, Guess]:
         try:
             confidence = float(row["confidence"])
         except (TypeError, ValueError):
-            raise LabelError(f"{path} line {reader.line_num}: confidence {row['confidence']!r} is not a number") from None
+            where = f"{path} line {reader.line_num}"
+            raise LabelError(f"{where}: confidence {row['confidence']!r} is not a number") from None
         if not 0.0 <= confidence <= 1.0:  # NaN fails it too
             raise LabelError(f"{path} line {reader.line_num}: confidence {confidence} is not between 0 and 1")
         guesses[row["file"] or ""] = Guess(row["guess"] or "", confidence)

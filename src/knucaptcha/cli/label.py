@@ -17,11 +17,11 @@ WriteMode = Enum("WriteMode", {mode: mode for mode in WRITE_MODES}, type=str)  #
 
 @app.command()
 def label(
-    folder: Annotated[Path, typer.Argument(help="The folder of images to label (e.g. one 'knucaptcha collect' filled).")],
+    folder: Annotated[Path, typer.Argument(help="The folder of images to label (e.g. from 'knucaptcha collect').")],
     model: Annotated[
         str, typer.Option("--model", "-m", help="Model whose guesses are pre-filled: a .onnx file or a bundled name.")
     ] = "default",
-    host: Annotated[str, typer.Option(help="Interface to listen on; keep loopback unless you know why not.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Interface to listen on; loopback keeps the folder private.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
     write: Annotated[
         WriteMode,

@@ -30,8 +30,9 @@ def label(
 ) -> None:
     """Serve the labelling page for FOLDER at http://HOST:PORT/label.
 
-    Shows the images no label is known for (not in labels.csv, or, without
-    one, not named LABEL_*.ext), least confident guess first. Enter saves,
+    Shows the images training would find no label for (not listed in
+    labels.csv; without one, named without a label: nothing before the
+    first '_', as collect names them), least confident guess first. Enter saves,
     typing corrects, Esc skips, Ctrl+Z undoes. Files are never overwritten or
     deleted. The model's guesses are cached in FOLDER/prelabels.csv.
     """

@@ -36,11 +36,14 @@ def label(
     typing corrects, Esc skips, Ctrl+Z undoes. Files are never overwritten or
     deleted. The model's guesses are cached in FOLDER/prelabels.csv.
     """
-    from ..web.server import serve  # FastAPI and uvicorn load only for this command
+    import uvicorn  # FastAPI and uvicorn load only for this command
+
+    from ..web.app import create_app
     from ..web.settings import ServeSettings, parse_model_option
 
     settings = ServeSettings(
         models=(parse_model_option(model),), host=host, port=port, label_dir=folder, label_write=write.value
     )
+    application = create_app(settings)  # scans FOLDER and guesses its labels (once) before the port opens
     console.print(f"labelling {folder}: open http://{host}:{port}/label  (Ctrl+C stops)", highlight=False)
-    serve(settings, access_log=False)  # guesses the folder's labels (once) before the port opens
+    uvicorn.run(application, host=host, port=port, access_log=False, server_header=False, log_level="warning")

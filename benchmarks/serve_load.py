@@ -161,7 +161,7 @@ def report(
     done = np.array(latencies) * 1000
     body = "raw body" if args.raw else "multipart"
     print(f"POST /v1/solve ({body}), {args.clients} clients, model {args.model}, server threads {args.threads}")
-    print(f"machine: {os.cpu_count()} CPUs, 1-minute load average {load_before:.2f} before the run (other work on the machine)")
+    print(f"machine: {os.cpu_count()} CPUs, 1-minute load average {load_before:.2f} before the run")
     print(f"requests: {len(done)} ok, {failures} failed, in {wall:.2f} s")
     if len(done):
         p50, p90, p99 = np.percentile(done, [50, 90, 99])

@@ -20,7 +20,9 @@ def serve(
             "Repeat to load several; the first is the default. [default: default]",
         ),
     ] = None,
-    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 exposes the service to the network).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on (0.0.0.0 exposes the service to the network).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     max_upload_bytes: Annotated[int, typer.Option(help="Largest request body; more is answered 413.")] = 1_000_000,
     threads: Annotated[int, typer.Option(help="ONNX Runtime threads per inference (0: the runtime decides).")] = 1,
@@ -31,7 +33,9 @@ def serve(
 ) -> None:
     """Serve the solving API (POST /v1/solve, /v1/solve/batch, /api), the demo page (/), practice
     captchas (/captcha) and the API docs (/docs). Stop with Ctrl+C."""
-    from ..web.server import serve as run  # FastAPI and uvicorn load only for this command
+    import uvicorn  # FastAPI and uvicorn load only for this command
+
+    from ..web.app import create_app
     from ..web.settings import ServeSettings, parse_model_option
 
     settings = ServeSettings(
@@ -42,5 +46,11 @@ def serve(
         threads=threads,
         captcha_seed=captcha_seed,
     )
-    console.print(f"serving {', '.join(name for name, _ in settings.models)} on http://{host}:{port}/")
-    run(settings, access_log=access_log)
+    application = create_app(settings)  # loads the models: a bad one fails here, before the port opens
+    names = ", ".join(name for name, _ in settings.models)
+    url = f"http://{settings.host}:{settings.port}/"
+    console.print(f"serving {names} on {url}  (Ctrl+C stops)", highlight=False)
+    # No reloader, no debugger; uvicorn uses uvloop and httptools when they are installed (the serve extra).
+    uvicorn.run(
+        application, host=settings.host, port=settings.port, access_log=access_log, server_header=False, log_level="info"
+    )

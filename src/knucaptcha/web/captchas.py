@@ -128,7 +128,9 @@ def captcha_router(captchas: PracticeCaptchas) -> APIRouter:
             }
         },
     )
-    async def verify(request: Request, cookie_id: Annotated[Union[str, None], Cookie(alias=ID_COOKIE)] = None) -> Verdict:
+    async def verify(
+        request: Request, cookie_id: Annotated[Union[str, None], Cookie(alias=ID_COOKIE)] = None
+    ) -> Verdict:
         """Check an answer: JSON or form `{id, answer}`; without `id`, the `captcha_id` cookie names the
         captcha. Each captcha can be checked once; an unknown, expired or used id is answered 404."""
         attempt = await _attempt(request)

@@ -7,10 +7,9 @@ exactly as the command does.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,6 @@ class ServeSettings:
             the default one (used when a request names none, and by ``/api``).
         host: interface to listen on; loopback unless told otherwise.
         port: TCP port.
-        workers: server processes (each loads its own copy of the models).
         threads: ONNX Runtime intra-op threads per model; 1 suits a server,
             whose concurrency comes from serving several requests at once.
         max_upload_bytes: largest request body accepted (the whole body,
@@ -74,7 +72,6 @@ class ServeSettings:
     models: tuple[ModelEntry, ...] = (("default", "default"),)
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = 1
     threads: int = 1
     max_upload_bytes: int = 1_000_000
     max_pixels: int = 1024 * 1024
@@ -101,7 +98,6 @@ class ServeSettings:
         if not self.host:
             raise ConfigError("host must not be empty")
         _check_range("port", self.port, 0, 65535)
-        _check_range("workers", self.workers, 1, 64)
         _check_range("threads", self.threads, 0, 256)
         _check_range("max_upload_bytes", self.max_upload_bytes, 1, 1 << 30)
         _check_range("max_pixels", self.max_pixels, 1, 1 << 28)
@@ -130,7 +126,7 @@ class ServeSettings:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ServeSettings:
-        """Build from a mapping such as :meth:`to_dict` wrote (JSON-friendly), rejecting unknown keys."""
+        """Build from a JSON-friendly mapping (lists for tuples, strings for paths), rejecting unknown keys."""
         check_keys(cls, values)
         converted = dict(values)
         if "models" in converted:
@@ -138,24 +134,6 @@ class ServeSettings:
         if converted.get("label_dir") is not None:
             converted["label_dir"] = Path(converted["label_dir"])
         return cls(**converted)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly mapping that :meth:`from_dict` reads back."""
-        values = asdict(self)
-        values["models"] = [list(entry) for entry in self.models]
-        values["label_dir"] = None if self.label_dir is None else str(self.label_dir)
-        return values
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> ServeSettings:
-        try:
-            values = json.loads(text)
-        except ValueError as error:
-            raise ConfigError(f"serve settings are not valid JSON: {error}") from None
-        return cls.from_dict(values)
 
 
 def _check_range(name: str, value: object, low: int, high: int) -> None:

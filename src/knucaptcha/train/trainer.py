@@ -157,15 +157,20 @@ class Trainer:
         if not self.history:
             self._save()  # a run folder always holds a checkpoint, even if stopped in epoch 1
         try:
-            while self.epoch < self.config.max_epochs and not self._should_stop():
-                self._run_epoch()
-                self._save()
+            while not self.finished:
+                self.run_epoch()
         except KeyboardInterrupt:
             return self._result("interrupted")
-        self._finish()
+        self.finish()
         return self._result("early stopping" if self._should_stop() else "max epochs")
 
-    def _run_epoch(self) -> None:
+    @property
+    def finished(self) -> bool:
+        """Whether early stopping has triggered or ``max_epochs`` are done."""
+        return self.epoch >= self.config.max_epochs or self._should_stop()
+
+    def run_epoch(self) -> EpochRecord:
+        """Train one epoch, validate, update early stopping and save the checkpoint."""
         started = time.perf_counter()
         data = self.source.epoch(self.epoch)
         seed = self.config.seed * 1_000_003 + self.epoch
@@ -198,6 +203,8 @@ class Trainer:
         )
         self.history.append(record)
         self.observer.epoch_done(record, self._update_stopping(record))
+        self._save()
+        return record
 
     def validate(self, data: LabelledTensors) -> tuple[float, float, float]:
         """Loss, sequence accuracy and CER of the current weights on ``data`` (greedy decoding)."""
@@ -266,7 +273,8 @@ class Trainer:
             **self.notes,
         }
 
-    def _finish(self) -> None:
+    def finish(self) -> None:
+        """Restore the best weights; write ``model.pt``, ``model.onnx`` (parity-checked) and ``curves.png``."""
         from .plots import plot_curves
 
         self.model.load_state_dict(self.best_weights)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -40,7 +41,7 @@ class LoadedModel(NamedTuple):
     state: dict[str, Any]
 
 
-def atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(temp_path)`` on a temporary file in ``path``'s folder, then move it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # Not mkstemp: its files are private (0600); these should get the usual umask permissions.

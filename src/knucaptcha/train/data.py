@@ -18,6 +18,8 @@ import torch.nn.functional as F
 
 from ..charset import Charset
 from ..errors import TrainingError
+from ..generator import generate_samples, get_style
+from ..labels import scan_folder, split
 from ..preprocess import to_batch
 from ..spec import PreprocessSpec
 
@@ -65,8 +67,6 @@ class FolderSource:
     """A labelled folder, split (seeded) into training and validation, preprocessed once."""
 
     def __init__(self, folder: str | Path, preprocess: PreprocessSpec, *, case: str, valid_fraction: float, seed: int):
-        from ..labels import scan_folder, split
-
         self.folder = Path(folder)
         self.preprocess = preprocess
         self.case = case
@@ -109,18 +109,15 @@ class GeneratedSource:
     """
 
     def __init__(self, style_name: str, difficulty: str, *, seed: int, epoch_size: int, valid_size: int):
-        from ..generator import generate_samples, get_style
-
         self.style = get_style(style_name, difficulty)
         self.difficulty = difficulty
         self.preprocess = self.style.preprocess
         self.seed = seed
         self.epoch_size = epoch_size
-        self._generate = generate_samples
         self.valid = self._draw(seed + 1, valid_size, 0)
 
     def _draw(self, seed: int, count: int, start: int) -> LabelledTensors:
-        samples = list(self._generate(self.style, seed, count=count, start=start))
+        samples = list(generate_samples(self.style, seed, count=count, start=start))
         return _tensors([s.image for s in samples], [s.label for s in samples], self.preprocess)
 
     def vocabulary(self) -> tuple[Charset, int]:

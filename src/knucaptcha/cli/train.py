@@ -37,7 +37,7 @@ def train(
     lr_patience: int = typer.Option(5, "--lr-patience", help="Halve the learning rate after this many epochs without progress (0: never)."),
     seed: int = typer.Option(0, "--seed", help="Seeds initialization, split, shuffling, augmentation, generated data."),
     augment: Optional[bool] = typer.Option(
-        None, "--augment/--no-augment", help="Affine jitter and noise on training images [default: on for --data]."
+        None, "--augment/--no-augment", help="Affine jitter and noise on training images (default: on with --data, off for generated data)."
     ),
     valid_fraction: float = typer.Option(0.1, "--valid-fraction", help="Share of --data held out for validation."),
     epoch_size: int = typer.Option(4000, "--epoch-size", help="Generated images per epoch."),
@@ -46,7 +46,7 @@ def train(
     init: Optional[str] = typer.Option(
         None, "--init", help="Fine-tune from a checkpoint, a run folder, or the bundled 'default'."
     ),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint, with its own settings (only --max-epochs and --threads may change)."),
     threads: int = typer.Option(0, "--threads", help="PyTorch CPU threads (0: PyTorch's default)."),
 ) -> None:
     """Train a CRNN with CTC loss; write RUN/model.onnx, ready for `knucaptcha solve --model`."""

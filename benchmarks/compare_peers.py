@@ -116,17 +116,18 @@ def build_peers(args: argparse.Namespace, workdir: Path) -> tuple[list[Peer], di
     fp32_name = "knucaptcha" if args.model is None else f"knucaptcha ({Path(args.model).name})"
 
     def knucaptcha_int8(name: str) -> Peer:
-        return KnucaptchaPeer(name, Path(args.int8) if args.int8 else int8_model(args.model, workdir))
+        model = Path(args.int8) if args.int8 else int8_model(args.model, workdir)
+        return KnucaptchaPeer(name, model, args.threads)
 
     alphabet = args.alphabet or model_alphabet(args.model)
     both_cases = "".join(dict.fromkeys(alphabet + alphabet.lower()))
     makers: dict[str, Callable[[str], Peer]] = {  # row name -> how to build that solver
-        fp32_name: lambda name: KnucaptchaPeer(name, args.model),
+        fp32_name: lambda name: KnucaptchaPeer(name, args.model, args.threads),
         f"{fp32_name} int8": knucaptcha_int8,
         "ddddocr": lambda name: DdddocrPeer(name),
         "ddddocr, set_ranges": lambda name: DdddocrPeer(name, both_cases),
         "ddddocr beta, set_ranges": lambda name: DdddocrPeer(name, both_cases, beta=True),
-        "captcha-whisperer": lambda name: WhispererPeer(name),
+        "captcha-whisperer": lambda name: WhispererPeer(name, args.threads),
         "Tesseract": lambda name: TesseractPeer(name, alphabet),
     }
     peers, unavailable = [], {}
@@ -147,6 +148,7 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 def measure(peer: Peer, test_set: TestSet) -> dict[str, Any]:
     """Accuracy and single-image latency from one warm pass, then throughput from a batch pass."""
+    print(f"  {test_set.name}: {peer.name} ...", file=sys.stderr, flush=True)
     for png in test_set.pngs[:WARMUP]:
         peer.solve(png)
     texts, seconds = [], []
@@ -201,7 +203,7 @@ def environment(peers: Sequence[Peer]) -> dict[str, Any]:
         "python": platform.python_version(),
         "load_average_1_5_15": [round(value, 2) for value in os.getloadavg()],  # the machine is shared
         "versions": versions,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": " ".join(["python", *sys.argv]),
     }
 
 
@@ -239,6 +241,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=2000, help="generated test images; 0 for none (default 2000)")
     parser.add_argument("--seed", type=int, default=TEST_SEED, help=f"test-set seed (default {TEST_SEED})")
     parser.add_argument("--alphabet", help="Tesseract whitelist and ddddocr range (default: the model's charset)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="ONNX Runtime threads for knucaptcha and captcha-whisperer (ddddocr has no such "
+                             "option); default 0: each tool's own choice")
     parser.add_argument("--only", nargs="+", help="run only solvers whose name contains one of these words")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     return parser.parse_args(argv)
@@ -258,18 +263,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         load = ", ".join(map(str, env["load_average_1_5_15"]))
         print(f"{env['date']} · {env['cpu']} · {env['cores']} cores · load average {load} · Python {env['python']}")
         print("versions: " + ", ".join(f"{name} {version}" for name, version in env["versions"].items()))
+        print(f"command: {env['command']}")
+        print(f"ONNX Runtime threads: {args.threads or 'each tool decides'}")
         results = []
         for test_set in test_sets:
-            rows = []
-            for peer in peers:
-                print(f"  {test_set.name}: {peer.name} ...", file=sys.stderr, flush=True)
-                rows.append(measure(peer, test_set))
+            rows = [measure(peer, test_set) for peer in peers]
             print(f"\n### {test_set.name}\n\n{markdown(rows, unavailable, sizes, distribution_of)}")
             for row in rows:
                 if row["sequence_accuracy_by_group"]:
                     parts = ", ".join(f"{group} {value:.2%}" for group, value in row["sequence_accuracy_by_group"].items())
                     print(f"- {row['solver']}, sequence accuracy by difficulty: {parts}")
-            results.append({"test_set": test_set.name, "rows": rows})
+            results.append({"test_set": test_set.name, "threads": args.threads, "rows": rows})
+    env["load_average_at_end"] = [round(value, 2) for value in os.getloadavg()]
+    print(f"\nLoad average at the end: {', '.join(map(str, env['load_average_at_end']))} (2 cores, shared: "
+          "latency and throughput move with it; accuracy does not).")
     print(f"\nInstall size: the installed files of each tool's pip dependency closure, measured in this venv "
           f"(benchmarks/install_size.py); Tesseract adds its Debian packages.\n\n{FAIRNESS}")
     if args.json:

@@ -12,9 +12,9 @@ class KnucaptchaPeer:
     distribution = "knucaptcha"
     batched = True
 
-    def __init__(self, name: str, model: str | Path | None = None, batch_size: int = 64):
+    def __init__(self, name: str, model: str | Path | None = None, threads: int = 0, batch_size: int = 64):
         self.name = name
-        self.solver = Solver.load(model)
+        self.solver = Solver.load(model, threads=threads)
         self.batch_size = batch_size
 
     def solve(self, png: bytes) -> str:

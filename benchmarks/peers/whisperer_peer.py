@@ -13,12 +13,12 @@ class WhispererPeer:
     distribution = "captcha-whisperer"
     batched = True
 
-    def __init__(self, name: str, batch_size: int = 64):
+    def __init__(self, name: str, threads: int = 0, batch_size: int = 64):
         from captcha_whisperer import CaptchaRecognizer
         from captcha_whisperer.preprocess import preprocess_array
 
         self.name = name
-        self.recognizer = CaptchaRecognizer()
+        self.recognizer = CaptchaRecognizer(threads=threads or None)
         self.preprocess = preprocess_array
         self.batch_size = batch_size
 

@@ -15,7 +15,6 @@ Set up the peers first (they are never dependencies of knucaptcha)::
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform

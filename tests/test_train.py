@@ -151,7 +151,7 @@ def test_ctrl_c_keeps_the_last_finished_epoch(tmp_path: Path, folder: Path) -> N
 
 def test_early_stopping_counts_only_after_take_off(tmp_path: Path, folder: Path) -> None:
     source = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0)
-    trainer = start(tmp_path, source, quick(patience=3, lr_patience=2))
+    trainer = start(tmp_path, source, quick(patience=3, lr_patience=2, plateau_patience=40))
     lr = trainer.optimizer.param_groups[0]["lr"]
 
     def record(epoch: int, loss: float, accuracy: float) -> None:
@@ -169,6 +169,16 @@ def test_early_stopping_counts_only_after_take_off(tmp_path: Path, folder: Path)
     record(33, 9.5, 0.1)
     assert trainer._should_stop()
     assert trainer.stopping.best_epoch == 30
+
+
+def test_a_model_that_never_takes_off_stops_after_the_plateau_patience(tmp_path: Path, folder: Path) -> None:
+    source = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0)
+    trainer = start(tmp_path, source, quick(patience=3, plateau_patience=5))
+    lr = trainer.optimizer.param_groups[0]["lr"]
+    for epoch, loss in enumerate([15.0, 15.2, 15.1, 15.3, 15.2, 15.1], start=1):
+        assert not trainer._should_stop()
+        trainer._update_stopping(EpochRecord(epoch, loss, loss, 0.0, 1.0, lr, 1.0))
+    assert trainer._should_stop() and trainer.optimizer.param_groups[0]["lr"] == lr
 
 
 def test_init_maps_shared_symbols_and_appends_new_ones(tmp_path: Path, folder: Path) -> None:

@@ -33,6 +33,9 @@ def train(
     patience: int = typer.Option(
         10, "--patience", help="Stop after this many epochs without a better validation loss (counted after take-off)."
     ),
+    plateau_patience: int = typer.Option(
+        50, "--plateau-patience", help="Before take-off, give up after this many epochs without a better validation loss."
+    ),
     min_epochs: int = typer.Option(0, "--min-epochs", help="Epochs always trained."),
     lr_patience: int = typer.Option(5, "--lr-patience", help="Halve the learning rate after this many epochs without progress (0: never)."),
     seed: int = typer.Option(0, "--seed", help="Seeds initialization, split, shuffling, augmentation, generated data."),
@@ -75,6 +78,7 @@ def train(
             batch_size=batch_size,
             lr=lr,
             patience=patience,
+            plateau_patience=plateau_patience,
             min_epochs=min_epochs,
             lr_patience=lr_patience,
             seed=seed,

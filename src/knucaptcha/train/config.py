@@ -113,9 +113,12 @@ class TrainConfig:
         lr: Adam's learning rate (Keras' default 1e-3).
         patience: early stopping: epochs without a better validation loss
             before stopping (the seed's 10). Counting starts only once the
-            model has read a validation label right (see ``min_epochs``): a
-            CTC model sits on a long loss plateau first, and stopping there
-            is what leaves small folders at 0%.
+            model has read a validation label right (its take-off): a CTC
+            model sits on a long loss plateau first, and stopping there is
+            what leaves small folders at 0%.
+        plateau_patience: before take-off, the epochs without a better
+            validation loss tolerated before giving up (a model that never
+            reads anything right should not run to ``max_epochs``).
         min_epochs: epochs always trained, whatever the validation says.
         lr_patience: halve the learning rate after this many epochs without
             a better validation loss (after take-off); 0 disables.
@@ -130,6 +133,7 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 1e-3
     patience: int = 10
+    plateau_patience: int = 50
     min_epochs: int = 0
     lr_patience: int = 5
     seed: int = 0
@@ -139,7 +143,7 @@ class TrainConfig:
     valid_size: int = 400
 
     def __post_init__(self) -> None:
-        for name in ("max_epochs", "batch_size", "patience", "epoch_size", "valid_size"):
+        for name in ("max_epochs", "batch_size", "patience", "plateau_patience", "epoch_size", "valid_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.min_epochs < 0 or self.lr_patience < 0:

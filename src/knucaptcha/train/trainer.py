@@ -218,16 +218,18 @@ class Trainer:
 
     def _update_stopping(self, record: EpochRecord) -> bool:
         s = self.stopping
-        s.took_off = s.took_off or record.val_accuracy > 0
+        if not s.took_off and record.val_accuracy > 0:
+            s.took_off, s.wait = True, 0  # the plateau's patience is spent; the real one starts now
         improved = record.val_loss < s.best_loss
         if improved:
             s.best_loss, s.best_epoch = record.val_loss, record.epoch
             s.best_accuracy, s.best_cer = record.val_accuracy, record.val_cer
             s.wait = s.lr_wait = 0
             self.best_weights = _copy(self.model.state_dict())
-        elif s.took_off and record.epoch > self.config.min_epochs:
+        elif record.epoch > self.config.min_epochs:
             s.wait += 1
-            s.lr_wait += 1
+            if s.took_off:
+                s.lr_wait += 1
         if self.config.lr_patience and s.lr_wait >= self.config.lr_patience:
             for group in self.optimizer.param_groups:
                 group["lr"] /= 2
@@ -235,7 +237,8 @@ class Trainer:
         return improved
 
     def _should_stop(self) -> bool:
-        return self.stopping.took_off and self.stopping.wait >= self.config.patience
+        s = self.stopping
+        return s.wait >= (self.config.patience if s.took_off else self.config.plateau_patience)
 
     # -- files --------------------------------------------------------------
 

@@ -16,12 +16,10 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..labelling import LabellingSession
-from ..labelling import LabellingSession
 from .captchas import PracticeCaptchas, captcha_router
 from .errors import install_error_handlers
 from .labelling import labelling_router
 from .limits import BodyLimit
-from .labelling import labelling_router
 from .registry import ModelRegistry
 from .schemas import Health, ModelInfo
 from .settings import ServeSettings

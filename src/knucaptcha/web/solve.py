@@ -1,20 +1,21 @@
 """Solving endpoints: ``/v1/solve``, ``/v1/solve/batch`` and the original system's ``/api``.
 
 Bodies are read here, under the app's size limit; decoding and inference run
-in the thread pool, never on the event loop. The format of an upload is judged
-by its bytes (Pillow), never by its file name or content type. Per-request
-options (model, beam width) are arguments to the solver, never state.
+in the event loop's thread pool, never on the loop itself. The format of an
+upload is judged by its bytes (Pillow), never by its file name or content type.
+Per-request options (model, beam width) are arguments to the solver, never state.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, TypeVar, Union
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
-from starlette.concurrency import run_in_threadpool
 from PIL import Image
 from starlette.datastructures import FormData, UploadFile
 
@@ -28,6 +29,7 @@ from .schemas import BatchFailed, BatchItem, BatchSolved, ErrorBody, ErrorDetail
 from .settings import ServeSettings
 
 _MULTIPART = "multipart/form-data"
+_T = TypeVar("_T")
 
 _IMAGE = {"type": "string", "format": "binary"}
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -90,7 +92,7 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
         else:
             upload = Upload(await request.body(), None)
         started = time.perf_counter()
-        prediction = await run_in_threadpool(_solve_one, solver, upload, settings.max_pixels, beam)
+        prediction = await _off_loop(_solve_one, solver, upload, settings.max_pixels, beam)
         elapsed_ms = (time.perf_counter() - started) * 1000
         return SolveResult(**prediction.to_dict(), model=name, elapsed_ms=round(elapsed_ms, 3))
 
@@ -125,7 +127,7 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
             uploads = [await _read(item) for item in form.getlist("files")]
         if not uploads:
             raise ApiError(400, "missing_field", "the form has no field 'files'")
-        return await run_in_threadpool(_solve_many, solver, name, uploads, settings.max_pixels, beam)
+        return await _off_loop(_solve_many, solver, name, uploads, settings.max_pixels, beam)
 
     @router.post("/api", response_class=PlainTextResponse, responses=_ERRORS, tags=["compatibility"])
     async def legacy(request: Request) -> PlainTextResponse:
@@ -136,10 +138,20 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
                 return PlainTextResponse("success")
             upload = await _form_file(form, "upload_file")
         _, solver = models.get()
-        prediction = await run_in_threadpool(_solve_one, solver, upload, settings.max_pixels, 0)
+        prediction = await _off_loop(_solve_one, solver, upload, settings.max_pixels, 0)
         return PlainTextResponse(prediction.text)
 
     return router
+
+
+async def _off_loop(function: Callable[..., _T], *args: Any) -> _T:
+    """``function(*args)`` run in the event loop's default thread pool.
+
+    Not Starlette's ``run_in_threadpool``: anyio's capacity limiter and cancel
+    scope cost event-loop time on every call, about 15% of the server's CPU per
+    ``/v1/solve`` under load (``benchmarks/serve_load.py``).
+    """
+    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 
 def _check_beam(beam: int, limit: int) -> None:

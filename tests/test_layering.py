@@ -13,8 +13,22 @@ import sys
 
 import pytest
 
-TORCH_FREE = ("knucaptcha", "knucaptcha.inference", "knucaptcha.evaluate", "knucaptcha.cli")
-"""The solve path: must import without torch (add ``knucaptcha.web.app`` once it exists)."""
+TORCH_FREE = (
+    "knucaptcha",
+    "knucaptcha.inference",
+    "knucaptcha.litert",
+    "knucaptcha.evaluate",
+    "knucaptcha.agreement",
+    "knucaptcha.quantize",
+    "knucaptcha.collect",
+    "knucaptcha.labelling",
+    "knucaptcha.prelabels",
+    "knucaptcha.fileops",
+    "knucaptcha.web.app",
+    "knucaptcha.web.labelling",
+    "knucaptcha.cli",
+)
+"""The solve, serve, label, collect and int8-export paths: must import without torch."""
 
 CORE = (
     "knucaptcha.errors",

@@ -26,6 +26,20 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 
 
+def model_metadata(spec: ModelSpec, extra_metadata: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The metadata an exported model file carries: :meth:`ModelSpec.to_metadata` plus ``extra_metadata``.
+
+    Raises:
+        ModelError: an extra key lacks the ``knucaptcha.`` prefix.
+    """
+    metadata = dict(spec.to_metadata())
+    for key, value in (extra_metadata or {}).items():
+        if not key.startswith(METADATA_PREFIX):
+            raise ModelError(f"metadata key {key!r} must start with {METADATA_PREFIX!r}")
+        metadata[key] = value
+    return metadata
+
+
 def export_onnx(
     model: torch.nn.Module,
     spec: ModelSpec,
@@ -42,11 +56,7 @@ def export_onnx(
             exported graph's logits differ from PyTorch's by more than 1e-4.
     """
     path = Path(path)
-    metadata = dict(spec.to_metadata())
-    for key, value in (extra_metadata or {}).items():
-        if not key.startswith(METADATA_PREFIX):
-            raise ModelError(f"metadata key {key!r} must start with {METADATA_PREFIX!r}")
-        metadata[key] = value
+    metadata = model_metadata(spec, extra_metadata)
     model = model.eval()
     height, width = spec.preprocess.height, spec.preprocess.width
     example = torch.zeros(1, 1, height, width)

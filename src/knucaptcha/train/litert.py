@@ -26,6 +26,7 @@ from ..inference import Solver
 from ..litert import LiteRtBackend, embed_metadata
 from ..spec import METADATA_PREFIX, ModelSpec
 from .checkpoint import atomic_write, load_checkpoint
+from .export import model_metadata
 
 PARITY_TOLERANCE = 1e-4
 """Largest allowed difference between the ``.tflite`` file's logits and PyTorch's."""
@@ -56,11 +57,7 @@ def export_tflite(
             PyTorch's by more than :data:`PARITY_TOLERANCE`.
     """
     litert_torch = _converter()
-    metadata = dict(spec.to_metadata())
-    for key, value in (extra_metadata or {}).items():
-        if not key.startswith(METADATA_PREFIX):
-            raise ModelError(f"metadata key {key!r} must start with {METADATA_PREFIX!r}")
-        metadata[key] = value
+    metadata = model_metadata(spec, extra_metadata)
     model = model.eval()
     example = torch.zeros(1, 1, spec.preprocess.height, spec.preprocess.width)
     # litert-torch prints its progress on stdout, where the CLI keeps its results; torch.export

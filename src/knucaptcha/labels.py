@@ -17,13 +17,13 @@ import csv
 import io
 import os
 import random
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from .errors import ConfigError, LabelError, MissingFileError
+from .fileops import write_text_atomically
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 """File suffixes (lower case, with the dot) that a folder scan treats as images."""
@@ -182,33 +182,21 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, str]:
 def write_manifest(path: str | os.PathLike[str], mapping: Mapping[str, str]) -> None:
     """Write ``{file name: label}`` as a ``file,label`` manifest, atomically.
 
-    The rows go to a temporary file in the same folder, which then replaces
-    ``path`` in one step: a reader sees the old manifest or the new one, never
-    half of one, and a crash mid-write leaves the old one intact.
+    The rows go through :func:`~knucaptcha.fileops.write_text_atomically`: a
+    reader sees the old manifest or the new one, never half of one, and a
+    crash mid-write leaves the old one intact.
 
     Raises:
         LabelError: an empty or path-escaping file name, or an empty or
             whitespace-holding label (nothing is written).
     """
-    path = Path(path)
     for name, label in mapping.items():
         _check_entry(name, label, f"manifest entry {name!r}")
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(_MANIFEST_FIELDS)
     writer.writerows(mapping.items())
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", newline="", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            handle.write(buffer.getvalue())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, buffer.getvalue())
 
 
 def _check_entry(name: str, label: str, where: str) -> None:

@@ -42,6 +42,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _image_body(field: str, schema: dict[str, Any], raw_types: tuple[str, ...] = ()) -> dict[str, Any]:
+    """OpenAPI extras for a required body: a form with the one required field ``field`` (``schema``),
+    or, for each of ``raw_types``, the bare image bytes."""
+    form = {"type": "object", "properties": {field: schema}, "required": [field]}
+    content = {_MULTIPART: {"schema": form}, **{raw: {"schema": _IMAGE} for raw in raw_types}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
 ModelName = Annotated[
     Union[str, None], Query(description="A loaded model's name (GET /v1/models); default: the first.")
 ]
@@ -69,18 +77,7 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
         response_model=SolveResult,
         responses=_ERRORS,
         tags=["solve"],
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    _MULTIPART: {
-                        "schema": {"type": "object", "properties": {"file": _IMAGE}, "required": ["file"]}
-                    },
-                    "application/octet-stream": {"schema": _IMAGE},
-                    "image/*": {"schema": _IMAGE},
-                },
-            }
-        },
+        openapi_extra=_image_body("file", _IMAGE, raw_types=("application/octet-stream", "image/*")),
     )
     async def solve(request: Request, model: ModelName = None, beam: Beam = 0) -> SolveResult:
         """Read one image: a multipart field `file`, or the raw request body (any content type)."""
@@ -101,20 +98,7 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
         response_model=list[BatchItem],
         responses=_ERRORS,
         tags=["solve"],
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    _MULTIPART: {
-                        "schema": {
-                            "type": "object",
-                            "properties": {"files": {"type": "array", "items": _IMAGE}},
-                            "required": ["files"],
-                        }
-                    }
-                },
-            }
-        },
+        openapi_extra=_image_body("files", {"type": "array", "items": _IMAGE}),
     )
     async def solve_batch(request: Request, model: ModelName = None, beam: Beam = 0) -> list[BatchItem]:
         """Read several images (multipart field `files`, repeated). Answers one item per file, in order;

@@ -30,14 +30,23 @@ ModelRef = Union[str, os.PathLike]
 BUNDLED_MODELS = {"default": "default.onnx"}
 
 
+def bundled_path(name: str, filename: str) -> Path:
+    """The file ``filename`` shipped in ``knucaptcha/models/`` for the bundled model ``name``.
+
+    Raises:
+        ModelError: this installation lacks the file.
+    """
+    path = Path(str(resources.files("knucaptcha") / "models" / filename))
+    if not path.is_file():
+        raise ModelError(f"the bundled model {name!r} is missing from this installation ({path})")
+    return path
+
+
 def resolve_model(model: ModelRef | None = None) -> Path:
     """The file behind a model reference: a bundled name (``None`` means ``default``) or a path."""
     reference = "default" if model is None else model
     if isinstance(reference, str) and reference in BUNDLED_MODELS:
-        path = Path(str(resources.files("knucaptcha") / "models" / BUNDLED_MODELS[reference]))
-        if not path.is_file():
-            raise ModelError(f"the bundled model {reference!r} is missing from this installation ({path})")
-        return path
+        return bundled_path(reference, BUNDLED_MODELS[reference])
     path = Path(reference)
     if not path.exists():
         names = ", ".join(sorted(BUNDLED_MODELS))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -20,6 +19,7 @@ import torch
 
 from ..charset import Charset
 from ..errors import ConfigError, MissingFileError, ModelError, TrainingError
+from ..inference import bundled_path
 from ..spec import ModelSpec
 from .config import ArchConfig
 from .model import CRNN
@@ -67,10 +67,7 @@ def describe(model: CRNN, spec: ModelSpec, arch: ArchConfig, preset: str) -> dic
 def resolve(reference: str | os.PathLike[str]) -> Path:
     """The file behind ``--init``: a bundled name, a run folder (its ``model.pt``, else its checkpoint) or a file."""
     if isinstance(reference, str) and reference in BUNDLED:
-        path = Path(str(resources.files("knucaptcha") / "models" / BUNDLED[reference]))
-        if not path.is_file():
-            raise ModelError(f"the bundled model {reference!r} is missing from this installation ({path})")
-        return path
+        return bundled_path(reference, BUNDLED[reference])
     path = Path(reference)
     if path.is_dir():
         for name in (MODEL_NAME, CHECKPOINT_NAME):

@@ -103,10 +103,15 @@ def test_int8_quantizes_without_torch(random_run: Path, tmp_path: Path) -> None:
 def test_int8_reads_like_fp32_on_a_trained_model(tmp_path: Path) -> None:
     source = bundled_default()
     assert source is not None
-    images, _ = knu_samples(100)
-    fp32 = [p.text for p in Solver.load(source).solve_batch(images)]
+    images, labels = knu_samples(300)
+    fp32 = Solver.load(source).solve_batch(images)
     int8 = [p.text for p in Solver.load(quantize_int8(source, tmp_path / "d.int8.onnx")).solve_batch(images)]
-    assert np.mean([a == b for a, b in zip(fp32, int8)]) >= 0.95
+    # Quantization may flip readings the model was unsure of anyway; confident ones must survive it.
+    confident = [(a.text, b) for a, b in zip(fp32, int8) if a.confidence >= 0.5]
+    assert len(confident) >= 100
+    assert np.mean([a == b for a, b in confident]) >= 0.98
+    accuracy = [np.mean([text == label for text, label in zip(texts, labels)]) for texts in ([p.text for p in fp32], int8)]
+    assert abs(accuracy[0] - accuracy[1]) <= 0.03
 
 
 def test_cli_export_int8_reports_size_and_accuracy(random_run: Path, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from knucaptcha.generator import encode_png, get_style, render_sample
 from knucaptcha.errors import LabelError
-from knucaptcha.inference import Solver
+from knucaptcha.inference import Solver, resolve_model
 from knucaptcha.labelling import check_label
 from knucaptcha.labels import read_manifest
 from knucaptcha.prelabels import PRELABELS_NAME, read_prelabels
@@ -81,16 +81,22 @@ def readable_samples(solver: Solver, count: int) -> list[bytes]:
     raise AssertionError("the test model reads too few samples as distinct texts")
 
 
+@pytest.fixture(scope="module")
+def shipped_model() -> Path:
+    """The bundled default model: the pages are tested (and pictured) with the model users get."""
+    return resolve_model("default")
+
+
 @pytest.fixture
-def site(tmp_path: Path, linear_model: Path) -> Iterator[tuple[str, Path]]:
+def site(tmp_path: Path, shipped_model: Path) -> Iterator[tuple[str, Path]]:
     """The app on loopback, labelling a folder of four unlabelled captchas and one already labelled."""
     folder = tmp_path / "collected"
     folder.mkdir()
-    for index, data in enumerate(readable_samples(Solver.load(linear_model), UNLABELLED)):
+    for index, data in enumerate(readable_samples(Solver.load(shipped_model), UNLABELLED)):
         (folder / f"_k{index}.png").write_bytes(data)
     (folder / "OLD1_1.png").write_bytes(encode_png(render_sample(get_style("knu"), seed=6, index=0).image))
     settings = ServeSettings(
-        models=(("linear", str(linear_model)),), captcha_seed=0, label_dir=folder, label_write="both"
+        models=(("default", str(shipped_model)),), captcha_seed=0, label_dir=folder, label_write="both"
     )
     with running(create_app(settings)) as url:
         yield url, folder
@@ -103,13 +109,13 @@ def screenshot(page: Page, name: str) -> None:
 
 
 def test_demo_page_solves_an_uploaded_captcha(
-    page: Page, site: tuple[str, Path], linear_model: Path, tmp_path: Path
+    page: Page, site: tuple[str, Path], shipped_model: Path, tmp_path: Path
 ) -> None:
     url, _ = site
     page.goto(f"{url}/")
     expect(page.locator("#sample")).to_be_visible()
     before = page.locator("#result-text").inner_text()
-    solver = Solver.load(linear_model)
+    solver = Solver.load(shipped_model)
     uploads = []
     for index, data in enumerate(readable_samples(solver, 2)):
         uploads.append(tmp_path / f"upload{index}.png")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from knucaptcha.charset import DIGITS_UPPER, SIMPLECAPTCHA
-from knucaptcha.errors import ConfigError, MissingFileError
+from knucaptcha.errors import ConfigError, MissingFileError, OutputExistsError
 from knucaptcha.generator import (
     DIFFICULTIES,
     MANIFEST,
@@ -223,14 +223,14 @@ def test_write_dataset_refuses_to_overwrite_and_writes_nothing(tmp_path: Path) -
     clash = tmp_path / f"{label_for(style, 0, 3)}_3.png"
     clash.write_bytes(b"precious")
     (tmp_path / "other.txt").write_text("unrelated")
-    with pytest.raises(ConfigError, match=f"refusing to overwrite.*{clash.name}"):
+    with pytest.raises(OutputExistsError, match=f"refusing to overwrite.*{clash.name}"):
         write_dataset(tmp_path, style, 5, seed=0)
     assert _files(tmp_path) == {clash.name: b"precious", "other.txt": b"unrelated"}
 
 
 def test_write_dataset_refuses_an_existing_manifest(tmp_path: Path) -> None:
     (tmp_path / MANIFEST).write_text("file,label\n")
-    with pytest.raises(ConfigError, match=MANIFEST):
+    with pytest.raises(OutputExistsError, match=MANIFEST):
         write_dataset(tmp_path, get_style(), 2, seed=0)
     assert [p.name for p in tmp_path.iterdir()] == [MANIFEST]
 
@@ -273,7 +273,7 @@ def test_preview_grid_and_write_preview_errors(tmp_path: Path) -> None:
         preview_grid(generate_samples(get_style(), 0, 1), columns=0)
     path = write_preview(tmp_path / "p.png", generate_samples(get_style("knu2021"), 0, 2))
     assert path.read_bytes().startswith(b"\x89PNG")
-    with pytest.raises(ConfigError, match="refusing to overwrite"):
+    with pytest.raises(OutputExistsError, match="refusing to overwrite"):
         write_preview(path, generate_samples(get_style(), 0, 1))
 
 

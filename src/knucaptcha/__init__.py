@@ -26,6 +26,7 @@ from .errors import (
     LabelError,
     MissingFileError,
     ModelError,
+    OutputExistsError,
     TrainingError,
 )
 from .preprocess import load_image, to_input
@@ -47,6 +48,7 @@ __all__ = [
     "MissingFileError",
     "ModelError",
     "ModelSpec",
+    "OutputExistsError",
     "Prediction",
     "PreprocessSpec",
     "Solver",

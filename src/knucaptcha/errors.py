@@ -34,6 +34,10 @@ class MissingFileError(KnucaptchaError, FileNotFoundError):
     """A file or folder the caller named does not exist."""
 
 
+class OutputExistsError(KnucaptchaError, FileExistsError):
+    """Writing would replace an existing file; knucaptcha never overwrites."""
+
+
 class LabelError(KnucaptchaError, ValueError):
     """A labelled folder or manifest is malformed."""
 

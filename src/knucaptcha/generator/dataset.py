@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputExistsError
 from ..labels import MANIFEST_NAME
 from .fonts import load_font, matplotlib_font_dir
 from .render import Sample, fonts_for, label_for, render_sample
@@ -91,7 +91,7 @@ def write_dataset(
     clashes = [name for name in (*names, MANIFEST) if (out / name).exists()]
     if clashes:
         shown = ", ".join(clashes[:3]) + (f" and {len(clashes) - 3} more" if len(clashes) > 3 else "")
-        raise ConfigError(f"refusing to overwrite existing files in {out}: {shown}")
+        raise OutputExistsError(f"refusing to overwrite existing files in {out}: {shown}")
     out.mkdir(parents=True, exist_ok=True)
 
     chunks = [range(start, min(start + _CHUNK, count)) for start in range(0, count, _CHUNK)]
@@ -143,14 +143,14 @@ def _create(path: Path, data: bytes) -> None:
         with open(path, "xb") as file:
             file.write(data)
     except FileExistsError:
-        raise ConfigError(f"refusing to overwrite existing file {path}") from None
+        raise OutputExistsError(f"refusing to overwrite existing file {path}") from None
 
 
 def write_preview(path: str | Path, samples: Iterable[Sample], columns: int = 4) -> Path:
     """Save :func:`preview_grid` of ``samples`` as a new PNG at ``path`` (never overwriting)."""
     path = Path(path)
     if path.exists():
-        raise ConfigError(f"refusing to overwrite existing file {path}")
+        raise OutputExistsError(f"refusing to overwrite existing file {path}")
     sheet = preview_grid(samples, columns)
     path.parent.mkdir(parents=True, exist_ok=True)
     _create(path, encode_png(sheet))

@@ -7,6 +7,7 @@ The file's metadata is :meth:`ModelSpec.to_metadata` plus any extra
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 from ..errors import ModelError
 from ..spec import METADATA_PREFIX, ModelSpec
 from .checkpoint import atomic_write
+from .config import ArchConfig
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
@@ -37,6 +39,14 @@ def model_metadata(spec: ModelSpec, extra_metadata: Mapping[str, str] | None = N
         if not key.startswith(METADATA_PREFIX):
             raise ModelError(f"metadata key {key!r} must start with {METADATA_PREFIX!r}")
         metadata[key] = value
+    return metadata
+
+
+def run_metadata(preset: str, arch: ArchConfig, training: Mapping[str, object] | None = None) -> dict[str, str]:
+    """The ``knucaptcha.*`` keys that say how a model was built: preset, architecture, training summary."""
+    metadata = {f"{METADATA_PREFIX}preset": preset, f"{METADATA_PREFIX}arch": json.dumps(arch.to_dict())}
+    if training is not None:
+        metadata[f"{METADATA_PREFIX}training"] = json.dumps(training)
     return metadata
 
 

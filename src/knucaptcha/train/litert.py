@@ -11,7 +11,6 @@ Needs the ``tflite`` extra (litert-torch, ai-edge-litert).
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import warnings
 from collections.abc import Mapping
@@ -24,9 +23,9 @@ import torch
 from ..errors import ModelError
 from ..inference import Solver
 from ..litert import LiteRtBackend, embed_metadata
-from ..spec import METADATA_PREFIX, ModelSpec
+from ..spec import ModelSpec
 from .checkpoint import atomic_write, load_checkpoint
-from .export import model_metadata
+from .export import model_metadata, run_metadata
 
 PARITY_TOLERANCE = 1e-4
 """Largest allowed difference between the ``.tflite`` file's logits and PyTorch's."""
@@ -105,10 +104,5 @@ def export_checkpoint_tflite(checkpoint: str | Path, path: str | Path) -> Path:
     when the checkpoint has one, as the exported ONNX file does.
     """
     loaded = load_checkpoint(checkpoint)
-    extra = {
-        f"{METADATA_PREFIX}preset": loaded.preset,
-        f"{METADATA_PREFIX}arch": json.dumps(loaded.arch.to_dict()),
-    }
-    if "training" in loaded.state:
-        extra[f"{METADATA_PREFIX}training"] = json.dumps(loaded.state["training"])
+    extra = run_metadata(loaded.preset, loaded.arch, loaded.state.get("training"))
     return export_tflite(loaded.model, loaded.spec, path, extra)

@@ -14,7 +14,6 @@ run continues exactly as an uninterrupted one would have.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -28,12 +27,12 @@ from ..charset import BLANK
 from ..ctc import greedy_decode_batch, softmax
 from ..errors import TrainingError
 from ..metrics import score
-from ..spec import METADATA_PREFIX, ModelSpec
+from ..spec import ModelSpec
 from . import checkpoint
 from .checkpoint import CHECKPOINT_NAME, MODEL_NAME, LoadedModel, adapt
 from .config import ArchConfig, TrainConfig, preset as preset_arch
 from .data import DataSource, LabelledTensors, augment, encode_targets, open_source
-from .export import export_onnx
+from .export import export_onnx, run_metadata
 from .history import EpochRecord, write_history
 from .model import CRNN
 
@@ -284,16 +283,7 @@ class Trainer:
         summary = self.summary()
         state = checkpoint.describe(self.model, self.spec, self.arch, self.preset)
         checkpoint.save({**state, "training": summary}, self.run_dir / MODEL_NAME)
-        export_onnx(
-            self.model,
-            self.spec,
-            self.run_dir / ONNX_NAME,
-            {
-                f"{METADATA_PREFIX}preset": self.preset,
-                f"{METADATA_PREFIX}arch": json.dumps(self.arch.to_dict()),
-                f"{METADATA_PREFIX}training": json.dumps(summary),
-            },
-        )
+        export_onnx(self.model, self.spec, self.run_dir / ONNX_NAME, run_metadata(self.preset, self.arch, summary))
         if self.history:
             plot_curves(self.history, self.run_dir / CURVES_NAME)
 

@@ -16,7 +16,6 @@ from typing import Any
 from ..errors import ConfigError
 from ..generator import DIFFICULTIES, STYLE_NAMES
 from ..labelling import WRITE_MODES
-from ..labelling import WRITE_MODES
 from ..spec import check_keys
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

@@ -171,6 +171,19 @@ def test_early_stopping_counts_only_after_take_off(tmp_path: Path, folder: Path)
     assert trainer.stopping.best_epoch == 30
 
 
+def test_after_take_off_a_higher_accuracy_is_progress_even_when_the_loss_rises(tmp_path: Path, folder: Path) -> None:
+    # Fine-tuning on a small split: the validation loss wanders up while the accuracy still climbs.
+    source = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0)
+    trainer = start(tmp_path, source, quick(patience=2, lr_patience=0))
+    lr = trainer.optimizer.param_groups[0]["lr"]
+    for epoch, (loss, accuracy) in enumerate([(9.0, 0.5), (9.4, 0.6), (9.8, 0.7), (9.1, 0.7), (9.6, 0.65)], start=1):
+        trainer._update_stopping(EpochRecord(epoch, loss, loss, accuracy, 1 - accuracy, lr, 1.0))
+    assert trainer.stopping.best_epoch == 4  # 0.7 twice: the lower loss wins the tie
+    assert trainer.stopping.best_accuracy == 0.7 and not trainer._should_stop()
+    trainer._update_stopping(EpochRecord(6, 8.0, 8.0, 0.6, 0.4, lr, 1.0))  # lowest loss, lower accuracy
+    assert trainer.stopping.best_epoch == 4 and trainer._should_stop()
+
+
 def test_a_model_that_never_takes_off_stops_after_the_plateau_patience(tmp_path: Path, folder: Path) -> None:
     source = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0)
     trainer = start(tmp_path, source, quick(patience=3, plateau_patience=5))
@@ -246,3 +259,15 @@ def test_generated_epochs_are_reproducible_and_distinct_from_validation() -> Non
     assert not set(source.valid.labels) & set(source.epoch(0).labels)
     assert source.vocabulary() == (get_style("knu").charset, 4)
     assert math.isclose(float(source.valid.images.max()), 1.0)
+
+
+def test_prefetched_epochs_equal_the_ones_drawn_in_process() -> None:
+    plain = GeneratedSource("knu", "mixed", seed=9, epoch_size=5, valid_size=2)
+    ahead = GeneratedSource("knu", "mixed", seed=9, epoch_size=5, valid_size=2, prefetch=True)
+    try:
+        for epoch in (0, 1, 2, 5):  # 1 and 2 come from the worker; 5 breaks the sequence and is drawn here
+            got, want = ahead.epoch(epoch), plain.epoch(epoch)
+            assert got.labels == want.labels and torch.equal(got.images, want.images)
+    finally:
+        ahead.close()
+    assert ahead.epoch(3).labels == plain.epoch(3).labels  # closed: draws in process again

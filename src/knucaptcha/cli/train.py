@@ -31,7 +31,7 @@ def train(
     batch_size: int = typer.Option(16, "--batch-size", help="Images per step."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     patience: int = typer.Option(
-        10, "--patience", help="Stop after this many epochs without a better validation loss (counted after take-off)."
+        10, "--patience", help="Stop after this many epochs without a better validation accuracy (ties: loss; counted after take-off)."
     ),
     plateau_patience: int = typer.Option(
         50, "--plateau-patience", help="Before take-off, give up after this many epochs without a better validation loss."
@@ -70,7 +70,9 @@ def train(
         )
         if fixed:
             raise TrainingError(f"--resume continues with the run's own settings; drop {', '.join(fixed)}")
-        trainer = Trainer.resume(out, max_epochs=max_epochs if _given(ctx, "max_epochs") else None, observer=observer)
+        trainer = Trainer.resume(
+            out, max_epochs=max_epochs if _given(ctx, "max_epochs") else None, observer=observer, prefetch=True
+        )
         console.print(f"resuming {out} after epoch {trainer.epoch}")
     else:
         config = TrainConfig(
@@ -95,7 +97,9 @@ def train(
             source = FolderSource(data, preprocess, case=case, valid_fraction=valid_fraction, seed=seed)
         else:
             with console.status("generating the validation set"):
-                source = GeneratedSource(style, difficulty, seed=seed, epoch_size=epoch_size, valid_size=valid_size)
+                source = GeneratedSource(
+                    style, difficulty, seed=seed, epoch_size=epoch_size, valid_size=valid_size, prefetch=True
+                )
         trainer = start(out, source, config, preset=preset, init=loaded, observer=observer)
     spec = trainer.spec
     console.print(

@@ -59,6 +59,7 @@ def render_sample(style: Style, seed: int, index: int) -> Sample:
     plane = _draw_text(rng, style, spans, font, label, ink)
     plane = ImageChops.lighter(plane, _draw_noise(rng, style, spans, ink))
     plane = _warp(rng, spans, plane)
+    plane = _cut_edges(rng, spans, plane, ink)
     plane = _speckle(rng, spans, plane, ink)
     return Sample(_finish(rng, style, spans, plane), label, font.stem, difficulty)
 
@@ -239,6 +240,14 @@ def _interpolation(size: int) -> np.ndarray:
     knots = max(2, round(size / _WARP_KNOT) + 1)
     positions = np.linspace(0, knots - 1, size)  # each pixel's position in knot units
     return np.maximum(0.0, 1 - np.abs(positions[:, None] - np.arange(knots)[None, :]))  # (size, knots)
+
+
+def _cut_edges(rng: np.random.Generator, spans: dict[str, Span], plane: Image.Image, ink: int) -> Image.Image:
+    """Clear the faint antialiased fringe: pixels under ``edge_cut`` of the ink become empty."""
+    cut = round(_uniform(rng, spans["edge_cut"]) * ink)
+    if cut <= 0:
+        return plane
+    return plane.point([0 if value < cut else value for value in range(256)])
 
 
 def _speckle(rng: np.random.Generator, spans: dict[str, Span], plane: Image.Image, ink: int) -> Image.Image:

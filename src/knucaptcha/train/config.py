@@ -111,17 +111,18 @@ class TrainConfig:
         max_epochs: upper bound on epochs (the seed's 500).
         batch_size: images per step (the seed's 16).
         lr: Adam's learning rate (Keras' default 1e-3).
-        patience: early stopping: epochs without a better validation loss
-            before stopping (the seed's 10). Counting starts only once the
-            model has read a validation label right (its take-off): a CTC
-            model sits on a long loss plateau first, and stopping there is
-            what leaves small folders at 0%.
+        patience: early stopping: epochs without a better epoch before
+            stopping (the seed's 10, which counts validation loss). Better
+            means a higher validation sequence accuracy, ties broken by the
+            loss. Counting starts only once the model has read a validation
+            label right (its take-off): a CTC model sits on a long loss
+            plateau first, and stopping there is what leaves small folders at 0%.
         plateau_patience: before take-off, the epochs without a better
             validation loss tolerated before giving up (a model that never
             reads anything right should not run to ``max_epochs``).
         min_epochs: epochs always trained, whatever the validation says.
         lr_patience: halve the learning rate after this many epochs without
-            a better validation loss (after take-off); 0 disables.
+            a better epoch (after take-off); 0 disables.
         seed: seeds weight init, shuffling, augmentation and dropout.
         augment: small random affine jitter and pixel noise on training images.
         valid_fraction: share of a labelled folder held out for validation.

@@ -1,4 +1,4 @@
-"""The training loop: Adam on CTC loss, early stopping after take-off, a checkpoint every epoch.
+"""The training loop: Adam on CTC loss, early stopping on validation accuracy after take-off, a checkpoint every epoch.
 
 A run lives in one folder::
 
@@ -123,8 +123,13 @@ class Trainer:
         self.best_weights = _copy(model.state_dict())
 
     @classmethod
-    def resume(cls, run_dir: Path, *, max_epochs: int | None = None, observer: Observer | None = None) -> Trainer:
-        """Continue the run in ``run_dir`` from its last checkpoint (optionally with a new epoch limit)."""
+    def resume(
+        cls, run_dir: Path, *, max_epochs: int | None = None, observer: Observer | None = None, prefetch: bool = False
+    ) -> Trainer:
+        """Continue the run in ``run_dir`` from its last checkpoint (optionally with a new epoch limit).
+
+        ``prefetch``: draw generated epochs ahead in a worker process (see :class:`GeneratedSource`).
+        """
         path = Path(run_dir) / CHECKPOINT_NAME
         if not path.is_file():
             raise TrainingError(f"{run_dir} holds no {CHECKPOINT_NAME} to resume from")
@@ -136,7 +141,7 @@ class Trainer:
             config = replace(config, max_epochs=max_epochs)
         model = CRNN(arch, spec)
         model.load_state_dict(state["model"])
-        source = open_source(state["data"])
+        source = open_source(state["data"], prefetch=prefetch)
         trainer = cls(run_dir, model, spec, arch, state["preset"], config, source, state["notes"], observer)
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.epoch = state["epoch"]
@@ -160,6 +165,8 @@ class Trainer:
                 self.run_epoch()
         except KeyboardInterrupt:
             return self._result("interrupted")
+        finally:
+            self.source.close()
         self.finish()
         return self._result("early stopping" if self._should_stop() else "max epochs")
 
@@ -219,7 +226,7 @@ class Trainer:
         s = self.stopping
         if not s.took_off and record.val_accuracy > 0:
             s.took_off, s.wait = True, 0  # the plateau's patience is spent; the real one starts now
-        improved = record.val_loss < s.best_loss
+        improved = _better(record, s)
         if improved:
             s.best_loss, s.best_epoch = record.val_loss, record.epoch
             s.best_accuracy, s.best_cer = record.val_accuracy, record.val_cer
@@ -334,6 +341,20 @@ def start(
         arch, preset = loaded.arch, loaded.preset
         notes["init"] = str(reference)
     return Trainer(run_dir, model, spec, arch, preset, config, source, notes, observer)
+
+
+def _better(record: EpochRecord, best: Stopping) -> bool:
+    """Whether ``record`` beats the best epoch so far.
+
+    Before take-off every accuracy is 0, so only the loss can show progress.
+    After it, what counts is what the user is after: a higher sequence
+    accuracy, with the loss breaking ties. The loss alone is a poor judge
+    there: on the small validation splits of fine-tuning it wanders while the
+    accuracy still climbs, and stopping on it ended runs after a dozen epochs.
+    """
+    if record.val_accuracy > best.best_accuracy:
+        return True
+    return record.val_accuracy == best.best_accuracy and record.val_loss < best.best_loss
 
 
 def _copy(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

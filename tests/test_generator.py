@@ -64,7 +64,8 @@ def test_knu_ink_lives_only_in_alpha_over_a_transparent_background() -> None:
         assert not pixels[..., :3].any()  # RGB black everywhere
         alpha = pixels[..., 3]
         assert (alpha == 0).mean() > 0.4  # mostly transparent
-        assert (alpha == alpha.max()).sum() > 50  # solid ink at the sample's ink opacity
+        assert (alpha >= 0.8 * alpha.max()).sum() > 50  # solid ink near the sample's ink opacity
+        assert alpha[alpha > 0].min() >= 0.3 * alpha.max()  # edge_cut cleared the faint fringe
 
 
 def test_knu2021_is_grey_opaque_with_black_ink() -> None:

@@ -271,3 +271,13 @@ def test_prefetched_epochs_equal_the_ones_drawn_in_process() -> None:
     finally:
         ahead.close()
     assert ahead.epoch(3).labels == plain.epoch(3).labels  # closed: draws in process again
+
+
+def test_a_small_folder_is_repeated_to_fill_an_epoch(folder: Path) -> None:
+    plain = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0)
+    filled = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0, epoch_size=5 * len(plain.train) + 3)
+    assert len(plain.epoch(0)) == len(plain.train)
+    assert len(filled.epoch(0)) == 5 * len(plain.train)
+    assert filled.epoch(0).labels[: len(plain.train)] == filled.epoch(0).labels[-len(plain.train) :] == plain.train.labels
+    assert torch.equal(filled.epoch(0).images[-len(plain.train) :], plain.train.images)
+    assert filled.describe()["epoch_size"] == 5 * len(plain.train) + 3

@@ -43,7 +43,7 @@ def train(
         None, "--augment/--no-augment", help="Affine jitter and noise on training images (default: on with --data, off for generated data)."
     ),
     valid_fraction: float = typer.Option(0.1, "--valid-fraction", help="Share of --data held out for validation."),
-    epoch_size: int = typer.Option(4000, "--epoch-size", help="Generated images per epoch."),
+    epoch_size: int = typer.Option(4000, "--epoch-size", help="Images per epoch: generated ones, or a smaller --data training split repeated (augmented anew) to about this many."),
     valid_size: int = typer.Option(400, "--valid-size", help="Generated validation images."),
     case: str = typer.Option("keep", "--case", help="Label case for --data: keep, upper or lower."),
     init: Optional[str] = typer.Option(
@@ -94,7 +94,9 @@ def train(
             from ..generator import get_style
 
             preprocess = loaded[1].spec.preprocess if loaded else get_style(style).preprocess
-            source = FolderSource(data, preprocess, case=case, valid_fraction=valid_fraction, seed=seed)
+            source = FolderSource(
+                data, preprocess, case=case, valid_fraction=valid_fraction, seed=seed, epoch_size=epoch_size
+            )
         else:
             with console.status("generating the validation set"):
                 source = GeneratedSource(

@@ -126,7 +126,9 @@ class TrainConfig:
         seed: seeds weight init, shuffling, augmentation and dropout.
         augment: small random affine jitter and pixel noise on training images.
         valid_fraction: share of a labelled folder held out for validation.
-        epoch_size: generated images per epoch when training on generated data.
+        epoch_size: images per epoch: generated ones, or a labelled folder's
+            training split repeated up to about this many when it is smaller
+            (so that patience, counted in epochs, means enough steps).
         valid_size: generated validation images.
     """
 

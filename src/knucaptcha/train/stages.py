@@ -53,9 +53,11 @@ class ColumnProjection(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = features.shape
+        _, _, _, w = features.shape
         # Width is time. (N, C, H', W') -> (N, W', H', C) -> (N, W', H'*C): the seed's Keras layout.
-        columns = features.permute(0, 3, 2, 1).reshape(n, w, h * c)
+        # Only the batch is left to -1, so the exported graph reshapes by a constant
+        # instead of computing the shape at run time (a dozen small ops per solve).
+        columns = features.permute(0, 3, 2, 1).reshape(-1, int(w), self.linear.in_features)
         return self.dropout(torch.relu(self.linear(columns)))
 
 

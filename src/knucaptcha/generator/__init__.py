@@ -8,7 +8,15 @@
 
 from __future__ import annotations
 
-from .dataset import MANIFEST, encode_png, generate_samples, preview_grid, write_dataset, write_preview
+from .dataset import (
+    MANIFEST,
+    encode_png,
+    generate_inputs,
+    generate_samples,
+    preview_grid,
+    write_dataset,
+    write_preview,
+)
 from .fonts import find_fonts, matplotlib_font_dir
 from .render import Sample, fonts_for, label_for, render_sample
 from .styles import DIFFICULTIES, STYLE_NAMES, Knobs, Style, get_style
@@ -23,6 +31,7 @@ __all__ = [
     "encode_png",
     "find_fonts",
     "fonts_for",
+    "generate_inputs",
     "generate_samples",
     "get_style",
     "label_for",

@@ -17,10 +17,12 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from ..errors import ConfigError, OutputExistsError
 from ..labels import MANIFEST_NAME
+from ..preprocess import to_batch
 from .fonts import load_font, matplotlib_font_dir
 from .render import Sample, fonts_for, label_for, render_sample
 from .styles import Style
@@ -40,6 +42,17 @@ def generate_samples(style: Style, seed: int, count: int | None = None, start: i
         raise ConfigError(f"count must be non-negative, not {count}")
     indices = itertools.count(start) if count is None else range(start, start + count)
     return (render_sample(style, seed, index) for index in indices)
+
+
+def generate_inputs(style: Style, seed: int, count: int, start: int = 0) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Samples ``start ...`` of stream ``seed`` as a model's input batch ``(N, 1, H, W)``, and their labels.
+
+    Preprocessed with the style's own spec, through the solver's
+    :func:`~knucaptcha.preprocess.to_batch`. Lives here rather than in
+    training so that a worker process drawing epochs ahead imports no torch.
+    """
+    samples = list(generate_samples(style, seed, count=count, start=start))
+    return to_batch([s.image for s in samples], style.preprocess), tuple(s.label for s in samples)
 
 
 def encode_png(image: Image.Image) -> bytes:

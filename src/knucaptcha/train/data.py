@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..charset import Charset
 from ..errors import TrainingError
-from ..generator import Style, generate_samples, get_style
+from ..generator import generate_inputs, get_style
 from ..labels import scan_folder, split
 from ..preprocess import to_batch
 from ..spec import PreprocessSpec
@@ -129,12 +128,6 @@ class FolderSource:
         }
 
 
-def _draw(style: Style, seed: int, count: int, start: int) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Samples ``start ...`` of stream ``seed``, preprocessed: what one epoch trains on."""
-    samples = list(generate_samples(style, seed, count=count, start=start))
-    return to_batch([s.image for s in samples], style.preprocess), tuple(s.label for s in samples)
-
-
 class GeneratedSource:
     """Freshly generated captchas: ``epoch_size`` new ones each epoch, a fixed validation set.
 
@@ -155,9 +148,9 @@ class GeneratedSource:
         self.preprocess = self.style.preprocess
         self.seed = seed
         self.epoch_size = epoch_size
-        images, labels = _draw(self.style, seed + 1, valid_size, 0)
+        images, labels = generate_inputs(self.style, seed + 1, valid_size, 0)
         self.valid = LabelledTensors(torch.from_numpy(images), labels)
-        # spawn: the worker needs neither torch nor a copy of this process's threads.
+        # spawn, not fork: no copy of this process's torch threads; the worker imports no torch.
         self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) if prefetch else None
         self._next: tuple[int, Future] | None = None
 
@@ -168,10 +161,10 @@ class GeneratedSource:
         if self._next is not None and self._next[0] == epoch:
             images, labels = self._next[1].result()
         else:
-            images, labels = _draw(self.style, self.seed, self.epoch_size, epoch * self.epoch_size)
+            images, labels = generate_inputs(self.style, self.seed, self.epoch_size, epoch * self.epoch_size)
         if self._pool is not None:
             following = (epoch + 1) * self.epoch_size
-            self._next = (epoch + 1, self._pool.submit(_draw, self.style, self.seed, self.epoch_size, following))
+            self._next = (epoch + 1, self._pool.submit(generate_inputs, self.style, self.seed, self.epoch_size, following))
         return LabelledTensors(torch.from_numpy(images), labels)
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ from .spec import METADATA_PREFIX, ModelSpec
 ModelRef = Union[str, os.PathLike]
 """A model file path, or the name of a model shipped in the package (``default``)."""
 
-BUNDLED_MODELS = {"default": "default.onnx"}
+BUNDLED_MODELS = {"default": "default.onnx", "knu2021": "knu2021.onnx"}
 
 
 def bundled_path(name: str, filename: str) -> Path:

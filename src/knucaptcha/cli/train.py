@@ -47,7 +47,7 @@ def train(
     valid_size: int = typer.Option(400, "--valid-size", help="Generated validation images."),
     case: str = typer.Option("keep", "--case", help="Label case for --data: keep, upper or lower."),
     init: Optional[str] = typer.Option(
-        None, "--init", help="Fine-tune from a checkpoint, a run folder, or the bundled 'default'."
+        None, "--init", help="Fine-tune from a checkpoint, a run folder, or a bundled model ('default', 'knu2021')."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint, with its own settings (only --max-epochs and --threads may change)."),
     threads: int = typer.Option(0, "--threads", help="PyTorch CPU threads (0: PyTorch's default)."),

@@ -86,7 +86,7 @@ class Knobs:
         warp_period: wavelength of that sine.
         elastic: standard deviation of a random smooth displacement.
         shade: grey levels 0..255 of the two ends of a gradient background.
-        edge_cut: share of full ink below which antialiased edge pixels are
+        edge_cut: share of the sample's ink below which antialiased edge pixels are
             cleared after warping (0 keeps soft edges; 0.5 leaves hard ones).
             The seed's ``alpha > 0`` sees every soft edge pixel as ink, which
             fattens small bold glyphs until 9 and 0 are one blob; servers that

@@ -27,7 +27,7 @@ from .model import CRNN
 FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"
 MODEL_NAME = "model.pt"
-BUNDLED = {"default": "default.pt"}
+BUNDLED = {"default": "default.pt", "knu2021": "knu2021.pt"}
 """Models shipped in the package, by the name ``--init`` accepts."""
 
 

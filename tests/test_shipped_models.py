@@ -1,0 +1,73 @@
+"""The models that ship inside the package: they load from the base install, describe themselves, and read their style."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from knucaptcha.generator import generate_samples, get_style, write_dataset
+from knucaptcha.inference import BUNDLED_MODELS, Solver
+from knucaptcha.metrics import score
+from knucaptcha.preprocess import to_batch
+from knucaptcha.spec import METADATA_PREFIX
+from knucaptcha.train.checkpoint import BUNDLED, load_checkpoint
+
+# name -> (style it reads, charset, max length, the bar at medium difficulty on 300 fresh images)
+SHIPPED = {
+    "default": ("knu", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", 4, 0.88),
+    "knu2021": ("knu2021", "abcdefghkmnprwxy2345678", 5, 0.97),
+}
+
+
+def test_every_bundled_onnx_model_has_its_pytorch_weights_beside_it() -> None:
+    assert set(BUNDLED_MODELS) == set(BUNDLED) == set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_a_shipped_model_describes_itself_and_reads_fresh_captchas_of_its_style(name: str) -> None:
+    style_name, charset, max_length, bar = SHIPPED[name]
+    solver = Solver.load(name)
+    assert solver.name == name and solver.spec.charset.symbols == charset and solver.spec.max_length == max_length
+    style = get_style(style_name, "medium")
+    assert solver.spec.preprocess == style.preprocess
+    assert solver.metadata[f"{METADATA_PREFIX}preset"] == "fast"
+    training = json.loads(solver.metadata[f"{METADATA_PREFIX}training"])
+    assert training["data"]["kind"] == "generated" and training["data"]["style"] == style_name
+    samples = list(generate_samples(style, seed=123_457, count=300))  # a seed no training run used
+    predictions = solver.solve_batch([s.image for s in samples])
+    assert score([s.label for s in samples], [p.text for p in predictions]).sequence_accuracy >= bar
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_the_shipped_weights_for_fine_tuning_match_the_onnx_model(name: str) -> None:
+    style_name = SHIPPED[name][0]
+    loaded = load_checkpoint(name)
+    assert loaded.spec == Solver.load(name).spec
+    images = [s.image for s in generate_samples(get_style(style_name, "mixed"), seed=5, count=8)]
+    inputs = to_batch(images, loaded.spec.preprocess)
+    with torch.no_grad():
+        expected = torch.softmax(loaded.model(torch.from_numpy(inputs)), -1).numpy()
+    assert abs(Solver.load(name).probabilities(inputs) - expected).max() < 1e-4
+
+
+def test_solve_without_a_model_uses_the_default_in_a_process_without_torch(tmp_path: Path) -> None:
+    style = get_style("knu", "easy")
+    write_dataset(tmp_path, style, 3, seed=99)
+    script = (
+        "import sys\n"
+        "from knucaptcha.cli import app\n"
+        "try:\n"
+        "    app(['solve', '--json', sys.argv[1]])\n"
+        "except SystemExit as end:\n"
+        "    assert not end.code, end.code\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    readings = json.loads(done.stdout)
+    assert len(readings) == 3 and all(len(reading["text"]) == 4 for reading in readings)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from knucaptcha.generator import generate_samples, get_style, write_dataset
+from knucaptcha.generator import generate_inputs, generate_samples, get_style, write_dataset
 from knucaptcha.inference import Solver
 from knucaptcha.spec import ModelSpec
 from knucaptcha.train import CRNN, FolderSource, TrainConfig, count_parameters, export_onnx, preset, start
@@ -29,12 +29,8 @@ from knucaptcha.train.trainer import ctc_loss
 
 def training_rate(model: CRNN, spec: ModelSpec, batch_size: int, steps: int, repeats: int) -> float:
     """Training images per second (forward, CTC loss, backward, Adam step) on generated batches."""
-    style = get_style("knu")
-    samples = list(generate_samples(style, seed=0, count=batch_size))
-    from knucaptcha.preprocess import to_batch
-
-    images = torch.from_numpy(to_batch([s.image for s in samples], spec.preprocess))
-    labels = tuple(s.label for s in samples)
+    images, labels = generate_inputs(get_style("knu"), seed=0, count=batch_size)
+    images = torch.from_numpy(images)
     optimizer = torch.optim.Adam(model.parameters())
     model.train()
 

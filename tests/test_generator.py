@@ -293,3 +293,14 @@ def test_samples_feed_the_one_preprocessing_path(name: str) -> None:
         array = to_input(sample.image, style.preprocess)
         assert array.shape == (1, style.preprocess.height, style.preprocess.width)
         assert 0.02 < float((array > 0.5).mean()) < 0.6  # some ink, mostly background
+
+
+def test_generate_inputs_are_the_solvers_preprocessing_of_the_same_samples() -> None:
+    from knucaptcha.generator import generate_inputs
+    from knucaptcha.preprocess import to_batch
+
+    style = get_style("knu2021", "mixed")
+    images, labels = generate_inputs(style, seed=4, count=5, start=2)
+    samples = list(generate_samples(style, 4, 5, start=2))
+    assert labels == tuple(s.label for s in samples)
+    assert images.shape == (5, 1, 40, 150) and (images == to_batch([s.image for s in samples], style.preprocess)).all()

@@ -140,6 +140,22 @@ def test_a_model_from_a_newer_format_is_refused(linear_model: Path, tmp_path: Pa
         Solver.load(path)
 
 
+def test_a_file_that_outputs_logits_is_read_through_a_softmax(solver: Solver) -> None:
+    # The linear test model records no output kind: files from before the softmax moved into the graph.
+    inputs = (np.random.default_rng(1).random((2, 1, 35, 140)) > 0.8).astype(np.float32)
+    np.testing.assert_allclose(solver.probabilities(inputs).sum(-1), 1.0, atol=1e-5)
+
+
+def test_an_unknown_output_kind_is_refused(linear_model: Path, tmp_path: Path) -> None:
+    model = onnx.load(str(linear_model))
+    helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, "knucaptcha.output": "scores"})
+    path = tmp_path / "scores.onnx"
+    onnx.save(model, str(path))
+
+    with pytest.raises(ModelError, match="unknown model output 'scores'"):
+        Solver.load(path)
+
+
 def test_unreadable_and_missing_images(solver: Solver, tmp_path: Path) -> None:
     broken = tmp_path / "AB12.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")

@@ -10,7 +10,7 @@ from knucaptcha.charset import DIGITS_UPPER, SIMPLECAPTCHA, Charset  # noqa: E40
 from knucaptcha.errors import ConfigError  # noqa: E402
 from knucaptcha.spec import ModelSpec, PreprocessSpec  # noqa: E402
 from knucaptcha.train import CRNN, PRESETS, ArchConfig, TrainConfig, count_parameters, preset  # noqa: E402
-from knucaptcha.train.stages import SequenceDropout  # noqa: E402
+from knucaptcha.train.stages import ColumnProjection, SequenceDropout  # noqa: E402
 
 KNU = ModelSpec(Charset(DIGITS_UPPER), PreprocessSpec(), max_length=4)
 KNU2021 = ModelSpec(Charset(SIMPLECAPTCHA), PreprocessSpec(mode="gray", height=40, width=150, binarize=False), 6)
@@ -71,6 +71,17 @@ def test_input_too_narrow_for_the_label_length_is_rejected() -> None:
     spec = ModelSpec(Charset(DIGITS_UPPER), PreprocessSpec(height=35, width=40), max_length=4)
     with pytest.raises(ConfigError, match="too few time steps"):
         CRNN(preset("fast"), spec)
+
+
+def test_column_projection_is_a_dense_layer_on_each_flattened_column() -> None:
+    # The seed's Keras layout: a column is flattened rows-outer, channels-inner, then Dense.
+    # Computed as a convolution, it must still be exactly that (checkpoints depend on it).
+    torch.manual_seed(0)
+    projection = ColumnProjection(channels=6, height=5, dense=7, dropout=0.0).eval()
+    features = torch.randn(2, 6, 5, 9)
+    columns = features.permute(0, 3, 2, 1).reshape(2, 9, 5 * 6)
+    expected = torch.relu(projection.linear(columns))
+    torch.testing.assert_close(projection(features), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_sequence_dropout_shares_one_mask_across_steps() -> None:

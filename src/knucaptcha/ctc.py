@@ -7,6 +7,7 @@ decodes with these functions, so a model reads the same everywhere.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,39 +43,44 @@ class Prediction:
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     """Numerically stable softmax over ``axis`` (float32 in, float32 out)."""
-    shifted = logits - logits.max(axis=axis, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=axis, keepdims=True)
+    exp = np.exp(logits - logits.max(axis=axis, keepdims=True))
+    exp /= exp.sum(axis=axis, keepdims=True)
+    return exp
 
 
 def _prediction(charset: Charset, classes: list[int], confidences: list[float], fallback: float) -> Prediction:
     text = charset.decode(classes)
     if not classes:
         return Prediction(text, fallback, ())
-    return Prediction(text, float(np.prod(confidences)), tuple(float(c) for c in confidences))
+    return Prediction(text, math.prod(confidences), tuple(confidences))
 
 
 def greedy_decode(probs: np.ndarray, charset: Charset) -> Prediction:
     """Best-path decoding of one ``(T, C)`` probability matrix: argmax, collapse repeats, drop blanks."""
-    best = probs.argmax(axis=-1)
-    best_prob = probs.max(axis=-1)
-    classes: list[int] = []
-    confidences: list[float] = []
-    previous = BLANK
-    for step, cls in enumerate(best.tolist()):
-        if cls != BLANK:
-            if cls != previous:
-                classes.append(cls)
-                confidences.append(float(best_prob[step]))
-            else:
-                confidences[-1] = max(confidences[-1], float(best_prob[step]))
-        previous = cls
-    return _prediction(charset, classes, confidences, float(best_prob.min()))
+    return greedy_decode_batch(probs[np.newaxis], charset)[0]
 
 
 def greedy_decode_batch(probs: np.ndarray, charset: Charset) -> list[Prediction]:
-    """:func:`greedy_decode` over a ``(N, T, C)`` batch."""
-    return [greedy_decode(item, charset) for item in probs]
+    """:func:`greedy_decode` over a ``(N, T, C)`` batch.
+
+    The argmax and its probability are taken for the whole batch in two numpy
+    calls; only the collapse of a few dozen frames per image runs in Python.
+    """
+    predictions = []
+    for frames, frame_probs in zip(probs.argmax(axis=-1).tolist(), probs.max(axis=-1).tolist()):
+        classes: list[int] = []
+        confidences: list[float] = []
+        previous = BLANK
+        for cls, prob in zip(frames, frame_probs):
+            if cls != BLANK:
+                if cls != previous:
+                    classes.append(cls)
+                    confidences.append(prob)
+                elif prob > confidences[-1]:
+                    confidences[-1] = prob
+            previous = cls
+        predictions.append(_prediction(charset, classes, confidences, min(frame_probs)))
+    return predictions
 
 
 def beam_decode(probs: np.ndarray, charset: Charset, beam_width: int = 8, prune: float = 1e-3) -> Prediction:

@@ -1,6 +1,6 @@
 """Solving captchas with an exported model on ONNX Runtime: numpy and Pillow only, never torch.
 
-A :class:`Solver` owns one backend that turns inputs into logits: an ONNX
+A :class:`Solver` owns one backend that runs the model on inputs: an ONNX
 Runtime session (safe to call from many threads at once), or for a ``.tflite``
 file a LiteRT interpreter (:mod:`knucaptcha.litert`, imported only then).
 Per-call options are arguments, never mutations, so one solver can serve a
@@ -19,10 +19,10 @@ import numpy as np
 import onnxruntime as ort
 
 from . import litert  # light: it imports the LiteRT runtime only when a .tflite file is opened
-from .ctc import Prediction, beam_decode, greedy_decode, softmax
+from .ctc import Prediction, beam_decode, greedy_decode_batch, softmax
 from .errors import ConfigError, MissingFileError, ModelError
 from .preprocess import ImageSource, to_batch
-from .spec import METADATA_PREFIX, ModelSpec
+from .spec import METADATA_PREFIX, OUTPUT_KEY, ModelSpec
 
 ModelRef = Union[str, os.PathLike]
 """A model file path, or the name of a model shipped in the package (``default``)."""
@@ -57,13 +57,13 @@ def resolve_model(model: ModelRef | None = None) -> Path:
 
 
 class Backend(Protocol):
-    """What a :class:`Solver` runs: preprocessed inputs ``(N, 1, H, W)`` to logits ``(N, T, C)``."""
+    """What a :class:`Solver` runs: preprocessed inputs ``(N, 1, H, W)`` to the model's output ``(N, T, C)``."""
 
-    def logits(self, inputs: np.ndarray) -> np.ndarray: ...
+    def run(self, inputs: np.ndarray) -> np.ndarray: ...
 
 
 class OnnxBackend:
-    """Logits from an ONNX model on one ONNX Runtime CPU session."""
+    """An ONNX model's output on one ONNX Runtime CPU session."""
 
     def __init__(self, session: ort.InferenceSession):
         self._session = session
@@ -82,7 +82,7 @@ class OnnxBackend:
             raise ModelError(f"{path} is not a loadable ONNX model: {str(error).splitlines()[0]}") from None
         return cls(session), dict(session.get_modelmeta().custom_metadata_map)
 
-    def logits(self, inputs: np.ndarray) -> np.ndarray:
+    def run(self, inputs: np.ndarray) -> np.ndarray:
         return self._session.run([self._output], {self._input: inputs})[0]
 
 
@@ -98,6 +98,8 @@ class Solver:
         self.spec = spec
         self.metadata = metadata
         self.name = name
+        # Files from before the softmax moved into the graph output logits.
+        self._needs_softmax = metadata.get(OUTPUT_KEY, "logits") == "logits"
 
     @classmethod
     def load(cls, model: ModelRef | None = None, *, threads: int = 1) -> Solver:
@@ -128,12 +130,15 @@ class Solver:
             spec = ModelSpec.from_metadata(metadata)
         except ConfigError as error:
             raise ModelError(f"{path}: {error}") from None
+        if metadata.get(OUTPUT_KEY, "logits") not in ("logits", "probabilities"):
+            raise ModelError(f"{path}: unknown model output {metadata[OUTPUT_KEY]!r} (logits or probabilities)")
         name = path.stem if model is None or not isinstance(model, str) or model not in BUNDLED_MODELS else model
         return cls(backend, spec, metadata, name)
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
         """Per-frame class probabilities ``(N, T, C)`` for preprocessed inputs ``(N, 1, H, W)``."""
-        return softmax(self._backend.logits(inputs))
+        output = self._backend.run(inputs)
+        return softmax(output) if self._needs_softmax else output
 
     def solve(self, image: ImageSource, *, beam_width: int = 0) -> Prediction:
         """Read one image (bytes, path, PIL image or array).
@@ -154,10 +159,9 @@ class Solver:
             raise ConfigError("batch_size must be positive")
         predictions: list[Prediction] = []
         for start in range(0, len(images), batch_size):
-            inputs = to_batch(images[start : start + batch_size], self.spec.preprocess)
-            for probs in self.probabilities(inputs):
-                if beam_width:
-                    predictions.append(beam_decode(probs, self.spec.charset, beam_width))
-                else:
-                    predictions.append(greedy_decode(probs, self.spec.charset))
+            probs = self.probabilities(to_batch(images[start : start + batch_size], self.spec.preprocess))
+            if beam_width:
+                predictions.extend(beam_decode(item, self.spec.charset, beam_width) for item in probs)
+            else:
+                predictions.extend(greedy_decode_batch(probs, self.spec.charset))
         return predictions

@@ -122,8 +122,8 @@ class LiteRtBackend:
             raise ModelError(f"{path}: {error}") from None
         return backend, read_metadata(content)
 
-    def logits(self, inputs: np.ndarray) -> np.ndarray:
-        """Logits ``(N, T, C)`` for inputs ``(N, 1, H, W)`` float32."""
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        """The model's output ``(N, T, C)`` for inputs ``(N, 1, H, W)`` float32."""
         if inputs.shape[1:] != self.input_shape[1:]:
             raise ModelError(f"this .tflite model takes inputs of shape {self.input_shape}, not {inputs.shape[1:]}")
         outputs = []

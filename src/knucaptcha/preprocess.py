@@ -147,7 +147,7 @@ def ink(image: Image.Image, mode: str) -> np.ndarray:
         mode = "alpha" if has_alpha(image) else "gray"
     if mode == "alpha":
         if image.mode in ("LA", "RGBA"):
-            return np.asarray(image.getchannel("A"))
+            return np.asarray(image)[:, :, -1]  # a view of one decode; getchannel would copy twice
         return np.full((image.height, image.width), 255, np.uint8)
     if image.mode in ("LA", "RGBA"):
         # Composite onto white: a transparent pixel carries no ink.
@@ -163,22 +163,35 @@ def to_input(source: ImageSource, spec: PreprocessSpec = PreprocessSpec()) -> np
     On a 140×35 RGBA image with the default spec this is exactly the seed's
     preprocessing: alpha channel, ``alpha > 0 → 1``, no resize.
     """
+    plane = np.empty((1, spec.height, spec.width), np.float32)
+    _write_input(source, spec, plane[0])
+    return plane
+
+
+def to_batch(sources: Iterable[ImageSource], spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
+    """:func:`to_input` of each source, stacked into ``(N, 1, H, W)``.
+
+    Each image is written straight into the batch: no per-image array to
+    stack, which is a tenth of the preprocessing time of one captcha.
+    """
+    sources = list(sources)
+    batch = np.empty((len(sources), 1, spec.height, spec.width), np.float32)
+    for index, source in enumerate(sources):
+        _write_input(source, spec, batch[index, 0])
+    return batch
+
+
+def _write_input(source: ImageSource, spec: PreprocessSpec, out: np.ndarray) -> None:
+    """Preprocess one image into ``out``, an ``(H, W)`` float32 array."""
     values = ink(load_image(source), spec.mode)
+    if values.shape == (spec.height, spec.width):
+        if spec.binarize:
+            np.greater(values, spec.threshold, out=out)
+        else:
+            np.multiply(values, np.float32(1 / 255), out=out)
+        return
     if spec.binarize:
         plane = (values > spec.threshold).astype(np.float32)
     else:
         plane = values.astype(np.float32) * np.float32(1 / 255)
-    if plane.shape != (spec.height, spec.width):
-        plane = np.asarray(
-            Image.fromarray(plane).resize((spec.width, spec.height), Image.BILINEAR),
-            dtype=np.float32,
-        )
-    return plane[np.newaxis]  # (1, H, W)
-
-
-def to_batch(sources: Iterable[ImageSource], spec: PreprocessSpec = PreprocessSpec()) -> np.ndarray:
-    """Stack :func:`to_input` of each source into ``(N, 1, H, W)``."""
-    inputs = [to_input(source, spec) for source in sources]
-    if not inputs:
-        return np.zeros((0, 1, spec.height, spec.width), np.float32)
-    return np.stack(inputs)
+    out[...] = np.asarray(Image.fromarray(plane).resize((spec.width, spec.height), Image.BILINEAR))

@@ -24,6 +24,11 @@ FORMAT_VERSION = 1
 
 METADATA_PREFIX = "knucaptcha."
 
+OUTPUT_KEY = f"{METADATA_PREFIX}output"
+"""Metadata key saying what a model file outputs per frame: ``probabilities``
+(what knucaptcha exports, softmax inside the graph) or ``logits`` (files
+exported before it was recorded; the solver applies the softmax)."""
+
 
 def check_keys(cls: type, values: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigError` if ``values`` has keys that are not fields of dataclass ``cls``."""

@@ -14,27 +14,29 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
 import torch
 
 from ..errors import ModelError
-from ..spec import METADATA_PREFIX, ModelSpec
-from .checkpoint import atomic_write
+from ..spec import METADATA_PREFIX, OUTPUT_KEY, ModelSpec
+from .checkpoint import atomic_write, load_checkpoint
 from .config import ArchConfig
+from .model import Probabilities
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
 INPUT_NAME = "image"
-OUTPUT_NAME = "logits"
+OUTPUT_NAME = "probabilities"
 
 
 def model_metadata(spec: ModelSpec, extra_metadata: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The metadata an exported model file carries: :meth:`ModelSpec.to_metadata` plus ``extra_metadata``.
+    """The metadata an exported model file carries: :meth:`ModelSpec.to_metadata`, the output kind, ``extra_metadata``.
 
     Raises:
         ModelError: an extra key lacks the ``knucaptcha.`` prefix.
     """
-    metadata = dict(spec.to_metadata())
+    metadata = {**spec.to_metadata(), OUTPUT_KEY: "probabilities"}
     for key, value in (extra_metadata or {}).items():
         if not key.startswith(METADATA_PREFIX):
             raise ModelError(f"metadata key {key!r} must start with {METADATA_PREFIX!r}")
@@ -56,14 +58,17 @@ def export_onnx(
     path: str | Path,
     extra_metadata: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write ``model`` (in eval mode) to ``path`` as ONNX with input ``image`` (dynamic batch) and output ``logits``.
+    """Write ``model`` (in eval mode) to ``path`` as ONNX: input ``image``, output ``probabilities``, dynamic batch.
+
+    The graph ends in the softmax (:class:`Probabilities`), so solvers read
+    probabilities straight from the runtime.
 
     The parity check runs before the file is moved into place, so a model
     that would read differently on ONNX Runtime is never written.
 
     Raises:
         ModelError: extra metadata keys lack the ``knucaptcha.`` prefix, or the
-            exported graph's logits differ from PyTorch's by more than 1e-4.
+            exported graph's output differs from PyTorch's by more than 1e-4.
     """
     path = Path(path)
     metadata = model_metadata(spec, extra_metadata)
@@ -80,7 +85,7 @@ def export_onnx(
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
             torch.onnx.export(
-                model,
+                Probabilities(model),
                 (example,),
                 str(temp),
                 dynamo=False,
@@ -90,6 +95,7 @@ def export_onnx(
                 opset_version=OPSET,
             )
         graph = onnx.load(str(temp))
+        drop_zero_lstm_states(graph.graph)
         onnx.helper.set_model_props(graph, metadata)
         onnx.save(graph, str(temp))
         check_parity(model, temp, spec)
@@ -98,15 +104,71 @@ def export_onnx(
     return path
 
 
+def checkpoint_export_args(checkpoint: str | Path) -> tuple[torch.nn.Module, ModelSpec, dict[str, str]]:
+    """The model, spec and run metadata (preset, architecture, training summary) an exporter needs.
+
+    ``checkpoint`` is a ``.pt`` file, a run folder or a bundled model's name.
+    """
+    loaded = load_checkpoint(checkpoint)
+    return loaded.model, loaded.spec, run_metadata(loaded.preset, loaded.arch, loaded.state.get("training"))
+
+
+def export_checkpoint_onnx(checkpoint: str | Path, path: str | Path) -> Path:
+    """Export the model in ``checkpoint`` to ``path`` with this version's exporter, keeping its run metadata."""
+    model, spec, extra = checkpoint_export_args(checkpoint)
+    return export_onnx(model, spec, path, extra)
+
+
+def drop_zero_lstm_states(graph: onnx.GraphProto) -> None:
+    """Let each LSTM start from ONNX's implicit zero state instead of one computed per call.
+
+    The TorchScript exporter builds ``initial_h``/``initial_c`` as a zero
+    tensor of the batch's shape at run time (Shape, Gather, Unsqueeze,
+    Concat, ConstantOfShape: five small ops in every solve). ONNX's LSTM
+    starts from zeros when those inputs are omitted, so they are cut and the
+    ops that only fed them pruned.
+    """
+    producers = {output: node for node in graph.node for output in node.output}
+    for node in graph.node:
+        if node.op_type != "LSTM":
+            continue
+        for index in range(5, min(len(node.input), 7)):  # initial_h, initial_c
+            producer = producers.get(node.input[index])
+            if producer is not None and producer.op_type == "ConstantOfShape" and _fills_zero(producer):
+                node.input[index] = ""
+        while node.input and not node.input[-1]:
+            node.input.pop()
+    _prune_unused(graph)
+
+
+def _fills_zero(node: onnx.NodeProto) -> bool:
+    """Whether a ConstantOfShape node fills with zero (its default when ``value`` is absent)."""
+    for attribute in node.attribute:
+        if attribute.name == "value":
+            return not onnx.numpy_helper.to_array(attribute.t).any()
+    return True
+
+
+def _prune_unused(graph: onnx.GraphProto) -> None:
+    """Remove nodes none of whose outputs is used by another node or by the graph's outputs."""
+    while True:
+        used = {name for node in graph.node for name in node.input} | {output.name for output in graph.output}
+        dead = [node for node in graph.node if not any(output in used for output in node.output)]
+        if not dead:
+            return
+        for node in dead:
+            graph.node.remove(node)
+
+
 def check_parity(model: torch.nn.Module, path: Path, spec: ModelSpec, seed: int = 0) -> float:
-    """Max abs difference of logits between ``model`` and the ONNX file on the same inputs.
+    """Max abs difference between the ONNX file's output and ``model``'s probabilities on the same inputs.
 
     The file is opened through :class:`~knucaptcha.inference.Solver` (so its
     metadata must read back as ``spec``) and through a raw session for the
-    logits; batches of 1 and 5 exercise the dynamic batch axis.
+    output; batches of 1 and 5 exercise the dynamic batch axis.
 
     Raises:
-        ModelError: the metadata or the logits disagree.
+        ModelError: the metadata or the outputs disagree.
     """
     from ..inference import Solver
 
@@ -119,12 +181,12 @@ def check_parity(model: torch.nn.Module, path: Path, spec: ModelSpec, seed: int 
     worst = 0.0
     for count in (1, 5):
         inputs = (rng.random((count, *shape)) > 0.8).astype(np.float32)
-        onnx_logits = session.run([OUTPUT_NAME], {INPUT_NAME: inputs})[0]
+        onnx_output = session.run([OUTPUT_NAME], {INPUT_NAME: inputs})[0]
         with torch.no_grad():
-            torch_logits = model.eval()(torch.from_numpy(inputs)).numpy()
-        if onnx_logits.shape != torch_logits.shape:
-            raise ModelError(f"ONNX logits have shape {onnx_logits.shape}, PyTorch's {torch_logits.shape}")
-        worst = max(worst, float(np.abs(onnx_logits - torch_logits).max()))
+            torch_output = Probabilities(model).eval()(torch.from_numpy(inputs)).numpy()
+        if onnx_output.shape != torch_output.shape:
+            raise ModelError(f"ONNX output has shape {onnx_output.shape}, PyTorch's {torch_output.shape}")
+        worst = max(worst, float(np.abs(onnx_output - torch_output).max()))
     if worst > PARITY_TOLERANCE:
-        raise ModelError(f"ONNX logits differ from PyTorch's by {worst:.2e} (> {PARITY_TOLERANCE:g})")
+        raise ModelError(f"ONNX output differs from PyTorch's by {worst:.2e} (> {PARITY_TOLERANCE:g})")
     return worst

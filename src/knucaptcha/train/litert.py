@@ -24,11 +24,12 @@ from ..errors import ModelError
 from ..inference import Solver
 from ..litert import LiteRtBackend, embed_metadata
 from ..spec import ModelSpec
-from .checkpoint import atomic_write, load_checkpoint
-from .export import model_metadata, run_metadata
+from .checkpoint import atomic_write
+from .export import checkpoint_export_args, model_metadata
+from .model import Probabilities
 
 PARITY_TOLERANCE = 1e-4
-"""Largest allowed difference between the ``.tflite`` file's logits and PyTorch's."""
+"""Largest allowed difference between the ``.tflite`` file's probabilities and PyTorch's."""
 
 
 def _converter() -> ModuleType:
@@ -64,7 +65,7 @@ def export_tflite(
     with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The tensor attributes .* were assigned during export")
         warnings.simplefilter("ignore", FutureWarning)
-        content = litert_torch.convert(model, (example,)).model_content()
+        content = litert_torch.convert(Probabilities(model), (example,)).model_content()
     content = embed_metadata(content, metadata)
     check_parity(model, content, spec)
 
@@ -79,21 +80,21 @@ def export_tflite(
 
 
 def check_parity(model: torch.nn.Module, content: bytes, spec: ModelSpec, seed: int = 0, count: int = 4) -> float:
-    """Max abs difference of logits between ``model`` and the ``.tflite`` flatbuffer ``content``.
+    """Max abs difference between the ``.tflite`` flatbuffer ``content``'s output and ``model``'s probabilities.
 
     Raises:
-        ModelError: the shapes differ or the logits differ by more than :data:`PARITY_TOLERANCE`.
+        ModelError: the shapes differ or the outputs differ by more than :data:`PARITY_TOLERANCE`.
     """
     shape = (count, 1, spec.preprocess.height, spec.preprocess.width)
     inputs = (np.random.default_rng(seed).random(shape) > 0.8).astype(np.float32)
-    converted = LiteRtBackend(content).logits(inputs)
+    converted = LiteRtBackend(content).run(inputs)
     with torch.no_grad():
-        expected = model.eval()(torch.from_numpy(inputs)).numpy()
+        expected = Probabilities(model).eval()(torch.from_numpy(inputs)).numpy()
     if converted.shape != expected.shape:
-        raise ModelError(f".tflite logits have shape {converted.shape}, PyTorch's {expected.shape}")
+        raise ModelError(f".tflite output has shape {converted.shape}, PyTorch's {expected.shape}")
     worst = float(np.abs(converted - expected).max())
     if worst > PARITY_TOLERANCE:
-        raise ModelError(f".tflite logits differ from PyTorch's by {worst:.2e} (> {PARITY_TOLERANCE:g})")
+        raise ModelError(f".tflite output differs from PyTorch's by {worst:.2e} (> {PARITY_TOLERANCE:g})")
     return worst
 
 
@@ -103,6 +104,5 @@ def export_checkpoint_tflite(checkpoint: str | Path, path: str | Path) -> Path:
     The file records the preset, the architecture and the training summary
     when the checkpoint has one, as the exported ONNX file does.
     """
-    loaded = load_checkpoint(checkpoint)
-    extra = run_metadata(loaded.preset, loaded.arch, loaded.state.get("training"))
-    return export_tflite(loaded.model, loaded.spec, path, extra)
+    model, spec, extra = checkpoint_export_args(checkpoint)
+    return export_tflite(model, spec, path, extra)

@@ -51,6 +51,22 @@ class CRNN(nn.Module):
         return self.classifier(self.sequence(steps))  # (N, T, K)
 
 
+class Probabilities(nn.Module):
+    """A CRNN followed by a softmax over classes: what an exported model file computes.
+
+    Training needs the logits (CTC takes their log-softmax); solving needs
+    probabilities, and computing them inside the graph spares every solve a
+    softmax in numpy (a tenth of a fast model's single-image time).
+    """
+
+    def __init__(self, crnn: nn.Module):
+        super().__init__()
+        self.crnn = crnn
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.crnn(images), dim=-1)
+
+
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters of ``model``."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -45,20 +45,28 @@ class FeatureExtractor(nn.Module):
 
 
 class ColumnProjection(nn.Module):
-    """Each feature-map column becomes one time step: ``(N, C, H', W') -> (N, T=W', F=dense)``."""
+    """Each feature-map column becomes one time step: ``(N, C, H', W') -> (N, T=W', F=dense)``.
+
+    A dense layer on each flattened column (the seed's Keras layout: rows
+    outer, channels inner), computed as a convolution with a full-height,
+    one-column kernel. Same weights, same numbers, but the exported graph no
+    longer transposes the whole feature map (on ONNX Runtime that transpose
+    cost more than the projection itself); only the small ``(N, F, T)``
+    result turns time-major.
+    """
 
     def __init__(self, channels: int, height: int, dense: int, dropout: float):
         super().__init__()
+        self.channels, self.height = channels, height
         self.linear = nn.Linear(height * channels, dense)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        _, _, _, w = features.shape
-        # Width is time. (N, C, H', W') -> (N, W', H', C) -> (N, W', H'*C): the seed's Keras layout.
-        # Only the batch is left to -1, so the exported graph reshapes by a constant
-        # instead of computing the shape at run time (a dozen small ops per solve).
-        columns = features.permute(0, 3, 2, 1).reshape(-1, int(w), self.linear.in_features)
-        return self.dropout(torch.relu(self.linear(columns)))
+        dense = self.linear.out_features
+        # (dense, H'*C) -> (dense, C, H', 1): the Linear's weights as a column kernel.
+        kernel = self.linear.weight.view(dense, self.height, self.channels).permute(0, 2, 1).unsqueeze(-1)
+        steps = nn.functional.conv2d(features, kernel, self.linear.bias).squeeze(2)  # (N, dense, W')
+        return self.dropout(torch.relu(steps.transpose(1, 2)))
 
 
 class SequenceDropout(nn.Module):

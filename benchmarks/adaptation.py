@@ -1,6 +1,7 @@
 """How fast a model adapts to a captcha it has not seen: accuracy against the number of labelled images (issue 4).
 
     python benchmarks/adaptation.py --init default --json out/adaptation.json
+    python benchmarks/adaptation.py --style knu --fonts-from knu-unseen    # only the fonts are new
 
 ``knu-unseen`` stands in for real captchas: fonts, grid lines, speckle and
 stroke widths that ``knu`` training never draws. The script writes a fixed test
@@ -15,6 +16,11 @@ Both sets use one fixed difficulty (``medium`` unless ``--difficulty`` says
 otherwise), because a real site draws its captchas from one configuration of
 its generator; ``mixed`` would also include ``hard`` samples that people
 misread too.
+
+``--fonts-from`` draws the ``--style`` images in another style's fonts, the
+smaller shift the issue names first ("a font family the generator does not
+use by default"): ``--style knu --fonts-from knu-unseen`` changes nothing
+but the fonts.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -77,9 +83,10 @@ def fine_tune(args: argparse.Namespace, size: int, data: Path, run: Path, test: 
     command = [
         str(Path(sys.executable).with_name("knucaptcha")), "train",
         "--init", args.init, "--data", str(data), "--out", str(run),
-        "--max-epochs", str(args.max_epochs), "--patience", str(args.patience), "--lr", str(args.lr),
-        "--threads", "1",
+        "--max-epochs", str(args.max_epochs), "--patience", str(args.patience), "--threads", "1",
     ]  # fmt: skip
+    if args.lr is not None:
+        command += ["--lr", str(args.lr)]
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - started
@@ -92,6 +99,8 @@ def fine_tune(args: argparse.Namespace, size: int, data: Path, run: Path, test: 
 def curve(args: argparse.Namespace, work: Path) -> list[Point]:
     """Write the data sets, score zero-shot, then fine-tune and score once per size."""
     style = get_style(args.style, args.difficulty)
+    if args.fonts_from:
+        style = replace(style, fonts=get_style(args.fonts_from).fonts)
     test_dir = work / "test"
     log(f"writing {args.test_count} test images (seed {TEST_SEED}) to {test_dir}")
     write_dataset(test_dir, style, args.test_count, seed=TEST_SEED)
@@ -132,10 +141,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sizes", default="50,100,200,500", help="labelled training set sizes, comma-separated")
     parser.add_argument("--test-count", type=int, default=1000, help="test images")
     parser.add_argument("--style", default="knu-unseen", help="the style to adapt to")
+    parser.add_argument("--fonts-from", help="draw the images in this other style's fonts (e.g. knu-unseen)")
     parser.add_argument("--difficulty", default="medium", help="difficulty of test and training images")
     parser.add_argument("--max-epochs", type=int, default=100, help="passed to knucaptcha train")
     parser.add_argument("--patience", type=int, default=10, help="passed to knucaptcha train")
-    parser.add_argument("--lr", type=float, default=1e-3, help="passed to knucaptcha train")
+    parser.add_argument("--lr", type=float, help="passed to knucaptcha train (default: its own, 1e-4 with --init)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--work", type=Path, help="keep data and runs in this new or empty folder")
     args = parser.parse_args()
@@ -153,10 +163,11 @@ def main() -> None:
     else:
         args.work.mkdir(parents=True, exist_ok=True)
         points = curve(args, args.work)
+    fonts = f" in {args.fonts_from}'s fonts" if args.fonts_from else ""
     setting = (
-        f"{args.style} ({args.difficulty}): {args.test_count} test images (seed {TEST_SEED}), "
+        f"{args.style}{fonts} ({args.difficulty}): {args.test_count} test images (seed {TEST_SEED}), "
         f"training images from seed {POOL_SEED}; --init {args.init}, --max-epochs {args.max_epochs}, "
-        f"--patience {args.patience}, --lr {args.lr}, --threads 1; "
+        f"--patience {args.patience}, --lr {args.lr or 'default'}, --threads 1; "
         f"{datetime.now(timezone.utc):%Y-%m-%d}, {platform.machine()}"
     )
     print(setting + "\n")

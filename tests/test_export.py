@@ -49,17 +49,22 @@ def test_onnx_logits_equal_pytorch_logits(tmp_path: Path, name: str, spec: Model
     np.testing.assert_allclose(solver.probabilities(inputs), expected, atol=1e-5)
 
 
-def test_exported_graph_ends_in_probabilities_and_computes_no_lstm_state(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name, layers", [("fast", 1), ("seed", 2)])
+def test_exported_graph_ends_in_probabilities_and_computes_no_lstm_state(
+    tmp_path: Path, name: str, layers: int
+) -> None:
     import onnx
 
-    path = export_onnx(trained_a_little("fast", KNU), KNU, tmp_path / "m.onnx")
+    path = export_onnx(trained_a_little(name, KNU), KNU, tmp_path / "m.onnx")
     graph = onnx.load(str(path)).graph
     ops = [node.op_type for node in graph.node]
     assert ops[-1] == "Softmax" and [output.name for output in graph.output] == ["probabilities"]
-    # The zero initial state is ONNX's default, not five ops computed per call.
+    # The zero initial state is ONNX's default, not five ops computed per call; and no
+    # transpose of the whole feature map before the projection (it is a convolution).
     assert "ConstantOfShape" not in ops and "Shape" not in ops
-    (lstm,) = [node for node in graph.node if node.op_type == "LSTM"]
-    assert len(lstm.input) <= 5
+    lstms = [node for node in graph.node if node.op_type == "LSTM"]
+    assert len(lstms) == layers and all(len(lstm.input) <= 5 for lstm in lstms)
+    assert ops.count("Conv") == len(preset(name).channels) + 1
     solver = Solver.load(path)
     assert solver.metadata["knucaptcha.output"] == "probabilities"
     inputs = (np.random.default_rng(0).random((3, 1, 35, 140)) > 0.8).astype(np.float32)

@@ -36,6 +36,8 @@ from knucaptcha.train import (  # noqa: E402
     load_checkpoint,
     start,
 )
+from knucaptcha.train import checkpoint  # noqa: E402
+from knucaptcha.train.config import FINE_TUNE_LR  # noqa: E402
 
 KNU = PreprocessSpec()
 
@@ -219,6 +221,13 @@ def test_cli_fine_tunes_from_a_run_on_a_new_vocabulary(tmp_path: Path, folder: P
     solver = Solver.load(tuned / "model.onnx")
     assert solver.spec.charset.symbols == "012345"
     assert str(base) in solver.metadata["knucaptcha.training"]
+    # Fine-tuning defaults to a gentler learning rate than training from scratch; --lr still wins.
+    assert checkpoint.read(base / "checkpoint.pt")["config"]["lr"] == TrainConfig.lr
+    assert checkpoint.read(tuned / "checkpoint.pt")["config"]["lr"] == FINE_TUNE_LR
+    chosen = tmp_path / "chosen"
+    assert runner.invoke(app, ["train", "--data", str(other), "--out", str(chosen), "--init", str(base),
+                               "--max-epochs", "1", "--lr", "5e-4"]).exit_code == 0
+    assert checkpoint.read(chosen / "checkpoint.pt")["config"]["lr"] == 5e-4
 
 
 def test_init_with_other_preprocessing_is_a_training_error(tmp_path: Path, folder: Path) -> None:

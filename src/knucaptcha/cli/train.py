@@ -29,7 +29,9 @@ def train(
     difficulty: str = typer.Option("mixed", "--difficulty", help="Generated data difficulty."),
     max_epochs: int = typer.Option(500, "--max-epochs", help="Upper bound on epochs."),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per step."),
-    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
+    lr: Optional[float] = typer.Option(
+        None, "--lr", help="Adam learning rate (default: 1e-3; 1e-4 with --init, gentle enough for fine-tuning)."
+    ),
     patience: int = typer.Option(
         10, "--patience", help="Stop after this many epochs without a better validation accuracy (ties: loss; counted after take-off)."
     ),
@@ -56,6 +58,7 @@ def train(
     import torch
 
     from ..train import TrainConfig, count_parameters, load_checkpoint, start
+    from ..train.config import FINE_TUNE_LR
     from ..train.data import FolderSource, GeneratedSource
     from ..train.trainer import Trainer
 
@@ -78,7 +81,7 @@ def train(
         config = TrainConfig(
             max_epochs=max_epochs,
             batch_size=batch_size,
-            lr=lr,
+            lr=lr if lr is not None else FINE_TUNE_LR if init else TrainConfig.lr,
             patience=patience,
             plateau_patience=plateau_patience,
             min_epochs=min_epochs,

@@ -94,6 +94,12 @@ PRESETS: dict[str, ArchConfig] = {
 }
 DEFAULT_PRESET = "fast"
 
+FINE_TUNE_LR = 1e-4
+"""The learning rate ``knucaptcha train --init`` uses unless told otherwise. At
+the from-scratch 1e-3, fine-tuning the default on 200 images of a new font
+family forgot more than it learned (56.5% against 58.5% zero-shot); at 1e-4 it
+reached 67.1% (``benchmarks/adaptation.py``)."""
+
 
 def preset(name: str) -> ArchConfig:
     """The architecture of a named preset; :class:`ConfigError` for an unknown name."""

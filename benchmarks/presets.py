@@ -78,10 +78,10 @@ def speed_table(args: argparse.Namespace) -> None:
                 seconds = timed(lambda: [steps[name]() for _ in range(args.steps)])
                 train[name].append(args.steps * args.batch_size / seconds)
         latency = {name: [] for name in names}
-        for start in range(0, 200, 25):  # blocks of 25 images: turns, yet warm caches as in a solving loop
+        for first in range(0, 200, 25):  # blocks of 25 images: turns, yet warm caches as in a solving loop
             for name in names:
-                solvers[name].solve(images[start])  # warm-up
-                for image in images[start : start + 25]:
+                solvers[name].solve(images[first])  # warm-up
+                for image in images[first : first + 25]:
                     latency[name].append(timed(lambda: solvers[name].solve(image)) * 1000)
         batch = {name: [] for name in names}
         for _ in range(args.repeats):

@@ -91,7 +91,7 @@ def embed_metadata(content: bytes, metadata: Mapping[str, str]) -> bytes:
 class LiteRtBackend:
     """Logits from a ``.tflite`` model on the LiteRT interpreter.
 
-    The converted model has a fixed batch of one (the converter cannot lower
+    The converted model has a fixed batch of one (the converter could not lower
     the CRNN's column reshape with a symbolic batch), so a batch runs image by
     image. An interpreter is not safe to call from two threads at once; a lock
     keeps :class:`~knucaptcha.inference.Solver` safe to share.

@@ -4,7 +4,8 @@ litert-torch lowers the PyTorch graph itself (``torch.export``, then the
 LiteRT converter), so the bidirectional LSTMs become plain TFLite builtin ops:
 the file runs on the bare ``ai-edge-litert`` interpreter, without the
 TensorFlow "select ops" the seed's Keras conversion needed. The batch is fixed
-at one: the converter cannot lower the column reshape with a symbolic batch.
+at one: the converter could not lower the column reshape (now a convolution;
+not retried) with a symbolic batch.
 Needs the ``tflite`` extra (litert-torch, ai-edge-litert).
 """
 

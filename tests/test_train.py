@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,8 +20,9 @@ from typer.testing import CliRunner  # noqa: E402
 
 from knucaptcha.charset import Charset  # noqa: E402
 from knucaptcha.cli import app  # noqa: E402
-from knucaptcha.errors import TrainingError  # noqa: E402
-from knucaptcha.generator import get_style, write_dataset  # noqa: E402
+from knucaptcha.errors import MissingFileError, TrainingError  # noqa: E402
+from knucaptcha.generator import get_style, matplotlib_font_dir, write_dataset  # noqa: E402
+from knucaptcha.generator.render import fonts_for  # noqa: E402
 from knucaptcha.inference import Solver  # noqa: E402
 from knucaptcha.labels import scan_folder, split  # noqa: E402
 from knucaptcha.spec import PreprocessSpec  # noqa: E402
@@ -38,6 +40,7 @@ from knucaptcha.train import (  # noqa: E402
 )
 from knucaptcha.train import checkpoint  # noqa: E402
 from knucaptcha.train.config import FINE_TUNE_LR  # noqa: E402
+from knucaptcha.train.data import open_source  # noqa: E402
 
 KNU = PreprocessSpec()
 
@@ -268,6 +271,28 @@ def test_generated_epochs_are_reproducible_and_distinct_from_validation() -> Non
     assert not set(source.valid.labels) & set(source.epoch(0).labels)
     assert source.vocabulary() == (get_style("knu").charset, 4)
     assert math.isclose(float(source.valid.images.max()), 1.0)
+
+
+def test_generated_data_can_be_drawn_with_a_font_folder_and_resumes_with_it(tmp_path: Path) -> None:
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
+    shutil.copy(matplotlib_font_dir() / "cmtt10.ttf", fonts)  # a font the knu style never draws with
+    source = GeneratedSource("knu", "easy", seed=5, epoch_size=4, valid_size=2, font_dir=fonts)
+    assert [path.name for path in fonts_for(source.style)] == ["cmtt10.ttf"]
+    plain = GeneratedSource("knu", "easy", seed=5, epoch_size=4, valid_size=2)
+    assert source.epoch(0).labels == plain.epoch(0).labels  # same labels, other glyphs
+    assert not torch.equal(source.epoch(0).images, plain.epoch(0).images)
+    description = source.describe()
+    assert description["font_dir"] == str(fonts.resolve()) and plain.describe()["font_dir"] is None
+    reopened = open_source(description)
+    assert torch.equal(reopened.epoch(1).images, source.epoch(1).images)
+    with pytest.raises(MissingFileError):
+        GeneratedSource("knu", "easy", seed=5, epoch_size=4, valid_size=2, font_dir=tmp_path / "absent")
+
+
+def test_cli_fonts_apply_to_generated_data_only(tmp_path: Path, folder: Path) -> None:
+    result = CliRunner().invoke(app, ["train", "--data", str(folder), "--fonts", str(tmp_path), "--out", str(tmp_path / "r")])
+    assert result.exit_code != 0 and "--fonts draws generated captchas" in result.output
 
 
 def test_prefetched_epochs_equal_the_ones_drawn_in_process() -> None:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..errors import TrainingError
+from ..errors import ConfigError, TrainingError
 from .app import app, console, progress
 
 EXIT_INTERRUPTED = 130
@@ -27,6 +27,9 @@ def train(
         "knu", "--style", help="Generated data style (knu, knu2021, knu-unseen); for --data, its preprocessing."
     ),
     difficulty: str = typer.Option("mixed", "--difficulty", help="Generated data difficulty."),
+    fonts: Optional[Path] = typer.Option(
+        None, "--fonts", help="Folder of .ttf/.otf fonts to draw generated data with instead of the style's."
+    ),
     max_epochs: int = typer.Option(500, "--max-epochs", help="Upper bound on epochs."),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per step."),
     lr: Optional[float] = typer.Option(
@@ -93,6 +96,8 @@ def train(
             valid_size=valid_size,
         )
         loaded = (init, load_checkpoint(init)) if init else None
+        if data is not None and fonts is not None:
+            raise ConfigError("--fonts draws generated captchas; a --data folder brings its own images")
         if data is not None:
             from ..generator import get_style
 
@@ -103,7 +108,13 @@ def train(
         else:
             with console.status("generating the validation set"):
                 source = GeneratedSource(
-                    style, difficulty, seed=seed, epoch_size=epoch_size, valid_size=valid_size, prefetch=True
+                    style,
+                    difficulty,
+                    seed=seed,
+                    epoch_size=epoch_size,
+                    valid_size=valid_size,
+                    prefetch=True,
+                    font_dir=fonts,
                 )
         trainer = start(out, source, config, preset=preset, init=loaded, observer=observer)
     spec = trainer.spec

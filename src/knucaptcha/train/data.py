@@ -138,12 +138,26 @@ class GeneratedSource:
     With ``prefetch``, a worker process draws epoch ``e + 1`` while epoch ``e``
     trains: drawing costs about as much as a training step on one core, so on
     two cores this nearly halves an epoch. The images do not depend on it.
+
+    ``font_dir`` draws with every font in that folder instead of the style's
+    own (as ``knucaptcha generate --fonts``): the fonts a real site uses, or
+    more families than the default style knows.
     """
 
     def __init__(
-        self, style_name: str, difficulty: str, *, seed: int, epoch_size: int, valid_size: int, prefetch: bool = False
+        self,
+        style_name: str,
+        difficulty: str,
+        *,
+        seed: int,
+        epoch_size: int,
+        valid_size: int,
+        prefetch: bool = False,
+        font_dir: str | Path | None = None,
     ):
-        self.style = get_style(style_name, difficulty)
+        fonts = {"font_dir": Path(font_dir), "fonts": ("*",)} if font_dir is not None else {}
+        self.style = get_style(style_name, difficulty, **fonts)
+        self.font_dir = None if font_dir is None else Path(font_dir).resolve()
         self.difficulty = difficulty
         self.preprocess = self.style.preprocess
         self.seed = seed
@@ -177,6 +191,7 @@ class GeneratedSource:
         return {
             "kind": "generated",
             "style": self.style.name,
+            "font_dir": None if self.font_dir is None else str(self.font_dir),
             "difficulty": self.difficulty,
             "seed": self.seed,
             "epoch_size": self.epoch_size,
@@ -202,6 +217,7 @@ def open_source(description: dict[str, Any], *, prefetch: bool = False) -> DataS
         epoch_size=description["epoch_size"],
         valid_size=description["valid_images"],
         prefetch=prefetch,
+        font_dir=description.get("font_dir"),  # absent in runs from before the option
     )
 
 

@@ -407,6 +407,19 @@ def test_serve_command_builds_the_settings_and_runs_loopback_by_default(
         assert client.get("/healthz").json()["models"] == ["main", "linear"]
 
 
+def test_serve_command_without_models_serves_every_bundled_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    served: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+    result = CliRunner().invoke(cli, ["serve", "--captcha-seed", "1"])
+    assert result.exit_code == 0, result.output
+    with TestClient(served["app"]) as client:
+        assert client.get("/healthz").json()["models"] == ["default", "knu2021"]
+        models = client.get("/v1/models").json()
+        assert [(model["name"], model["default"]) for model in models] == [("default", True), ("knu2021", False)]
+
+
 def test_serve_command_reports_a_bad_model_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["serve", "--model", str(tmp_path / "missing.onnx")])
     assert result.exit_code == 2 and result.output.startswith("error: no such model file")

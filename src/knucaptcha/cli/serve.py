@@ -17,7 +17,7 @@ def serve(
             "--model",
             "-m",
             help="A model to load: NAME=PATH, a PATH (named after the file), or a bundled model's name. "
-            "Repeat to load several; the first is the default. [default: default]",
+            "Repeat to load several; the first is the default. [default: every bundled model, default first]",
         ),
     ] = None,
     host: Annotated[
@@ -35,11 +35,12 @@ def serve(
     captchas (/captcha) and the API docs (/docs). Stop with Ctrl+C."""
     import uvicorn  # FastAPI and uvicorn load only for this command
 
+    from ..inference import BUNDLED_MODELS
     from ..web.app import create_app
     from ..web.settings import ServeSettings, parse_model_option
 
     settings = ServeSettings(
-        models=tuple(parse_model_option(text) for text in model or ["default"]),
+        models=tuple(parse_model_option(text) for text in model or list(BUNDLED_MODELS)),
         host=host,
         port=port,
         max_upload_bytes=max_upload_bytes,

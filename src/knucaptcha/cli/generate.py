@@ -8,7 +8,16 @@ from typing import Any
 import typer
 
 from ..errors import ConfigError
-from ..generator import DIFFICULTIES, MANIFEST, STYLE_NAMES, generate_samples, get_style, write_dataset, write_preview
+from ..generator import (
+    DIFFICULTIES,
+    MANIFEST,
+    STYLE_NAMES,
+    generate_samples,
+    get_style,
+    with_font_folder,
+    write_dataset,
+    write_preview,
+)
 from .app import app, console, progress
 
 DEFAULT_COUNT = 1000
@@ -45,13 +54,13 @@ def generate(
     if out is None and preview is None:
         raise ConfigError("give an output folder OUT, --preview FILE.png, or both")
     overrides: dict[str, Any] = {}
-    if fonts is not None:
-        overrides.update(font_dir=fonts, fonts=("*",))
     if charset is not None:
         overrides["charset"] = charset
     if length is not None:
         overrides["min_length"], overrides["max_length"] = _parse_length(length)
     chosen = get_style(style, difficulty, **overrides)
+    if fonts is not None:
+        chosen = with_font_folder(chosen, fonts)
 
     total = count if count is not None else (DEFAULT_COUNT if out is not None else PREVIEW_COUNT)
     if out is not None:

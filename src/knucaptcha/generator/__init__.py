@@ -19,7 +19,7 @@ from .dataset import (
 )
 from .fonts import find_fonts, matplotlib_font_dir
 from .render import Sample, fonts_for, label_for, render_sample
-from .styles import DIFFICULTIES, STYLE_NAMES, Knobs, Style, get_style
+from .styles import DIFFICULTIES, STYLE_NAMES, Knobs, Style, get_style, with_font_folder
 
 __all__ = [
     "DIFFICULTIES",
@@ -38,6 +38,7 @@ __all__ = [
     "matplotlib_font_dir",
     "preview_grid",
     "render_sample",
+    "with_font_folder",
     "write_dataset",
     "write_preview",
 ]

@@ -324,6 +324,11 @@ _STYLES = {"knu": _knu, "knu2021": _knu2021, "knu-unseen": _knu_unseen}
 STYLE_NAMES: tuple[str, ...] = tuple(_STYLES)
 
 
+def with_font_folder(style: Style, folder: str | Path) -> Style:
+    """``style`` drawing with every font in ``folder`` instead of its own (``generate``/``train --fonts``)."""
+    return replace(style, font_dir=Path(folder), fonts=("*",))
+
+
 def get_style(name: str = "knu", difficulty: str = "medium", **overrides: Any) -> Style:
     """A built-in style at a difficulty preset, with any :class:`Style` fields overridden.
 

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..charset import Charset
 from ..errors import TrainingError
-from ..generator import generate_inputs, get_style
+from ..generator import generate_inputs, get_style, with_font_folder
 from ..labels import scan_folder, split
 from ..preprocess import to_batch
 from ..spec import PreprocessSpec
@@ -64,8 +65,13 @@ class DataSource(Protocol):
         """Release what the source holds beyond memory (a worker process)."""
 
 
+def _labelled(images: np.ndarray, labels: Sequence[str]) -> LabelledTensors:
+    """A preprocessed batch and its labels as tensors for training."""
+    return LabelledTensors(torch.from_numpy(images), tuple(labels))
+
+
 def _tensors(images: list[Any], labels: list[str], preprocess: PreprocessSpec) -> LabelledTensors:
-    return LabelledTensors(torch.from_numpy(to_batch(images, preprocess)), tuple(labels))
+    return _labelled(to_batch(images, preprocess), labels)
 
 
 class FolderSource:
@@ -155,15 +161,15 @@ class GeneratedSource:
         prefetch: bool = False,
         font_dir: str | Path | None = None,
     ):
-        fonts = {"font_dir": Path(font_dir), "fonts": ("*",)} if font_dir is not None else {}
-        self.style = get_style(style_name, difficulty, **fonts)
+        self.style = get_style(style_name, difficulty)
         self.font_dir = None if font_dir is None else Path(font_dir).resolve()
+        if self.font_dir is not None:
+            self.style = with_font_folder(self.style, self.font_dir)
         self.difficulty = difficulty
         self.preprocess = self.style.preprocess
         self.seed = seed
         self.epoch_size = epoch_size
-        images, labels = generate_inputs(self.style, seed + 1, valid_size, 0)
-        self.valid = LabelledTensors(torch.from_numpy(images), labels)
+        self.valid = _labelled(*generate_inputs(self.style, seed + 1, valid_size, 0))
         # spawn, not fork: no copy of this process's torch threads; the worker imports no torch.
         self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) if prefetch else None
         self._next: tuple[int, Future] | None = None
@@ -173,13 +179,13 @@ class GeneratedSource:
 
     def epoch(self, epoch: int) -> LabelledTensors:
         if self._next is not None and self._next[0] == epoch:
-            images, labels = self._next[1].result()
+            drawn = self._next[1].result()
         else:
-            images, labels = generate_inputs(self.style, self.seed, self.epoch_size, epoch * self.epoch_size)
+            drawn = generate_inputs(self.style, self.seed, self.epoch_size, epoch * self.epoch_size)
         if self._pool is not None:
             following = (epoch + 1) * self.epoch_size
             self._next = (epoch + 1, self._pool.submit(generate_inputs, self.style, self.seed, self.epoch_size, following))
-        return LabelledTensors(torch.from_numpy(images), labels)
+        return _labelled(*drawn)
 
     def close(self) -> None:
         """Stop the prefetching worker (a no-op without one)."""

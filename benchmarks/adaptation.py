@@ -2,6 +2,7 @@
 
     python benchmarks/adaptation.py --init default --json out/adaptation.json
     python benchmarks/adaptation.py --style knu --fonts-from knu-unseen    # only the fonts are new
+    python benchmarks/adaptation.py --style knu --fonts /usr/share/fonts/truetype/liberation
 
 ``knu-unseen`` stands in for real captchas: fonts, grid lines, speckle and
 stroke widths that ``knu`` training never draws. The script writes a fixed test
@@ -20,7 +21,8 @@ misread too.
 ``--fonts-from`` draws the ``--style`` images in another style's fonts, the
 smaller shift the issue names first ("a font family the generator does not
 use by default"): ``--style knu --fonts-from knu-unseen`` changes nothing
-but the fonts.
+but the fonts. ``--fonts DIR`` draws them in every font of a folder instead,
+for a family no built-in style uses (Debian's ``fonts-liberation`` is one).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from knucaptcha.evaluate import evaluate_folder
-from knucaptcha.generator import get_style, write_dataset
+from knucaptcha.generator import get_style, with_font_folder, write_dataset
 from knucaptcha.inference import Solver
 from knucaptcha.labels import LabelledImage, scan_folder
 from knucaptcha.spec import METADATA_PREFIX
@@ -101,6 +103,8 @@ def curve(args: argparse.Namespace, work: Path) -> list[Point]:
     style = get_style(args.style, args.difficulty)
     if args.fonts_from:
         style = replace(style, fonts=get_style(args.fonts_from).fonts)
+    if args.fonts:
+        style = with_font_folder(style, args.fonts)
     test_dir = work / "test"
     log(f"writing {args.test_count} test images (seed {TEST_SEED}) to {test_dir}")
     write_dataset(test_dir, style, args.test_count, seed=TEST_SEED)
@@ -142,6 +146,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--test-count", type=int, default=1000, help="test images")
     parser.add_argument("--style", default="knu-unseen", help="the style to adapt to")
     parser.add_argument("--fonts-from", help="draw the images in this other style's fonts (e.g. knu-unseen)")
+    parser.add_argument("--fonts", type=Path, help="draw the images in every font of this folder")
     parser.add_argument("--difficulty", default="medium", help="difficulty of test and training images")
     parser.add_argument("--max-epochs", type=int, default=100, help="passed to knucaptcha train")
     parser.add_argument("--patience", type=int, default=10, help="passed to knucaptcha train")
@@ -150,6 +155,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--work", type=Path, help="keep data and runs in this new or empty folder")
     args = parser.parse_args()
     args.sizes = sorted(int(size) for size in args.sizes.split(","))
+    if args.fonts_from and args.fonts:
+        parser.error("--fonts-from and --fonts both choose the fonts; give one")
+    if args.fonts and not args.fonts.is_dir():
+        parser.error(f"--fonts {args.fonts} is not a folder")
     if args.work is not None and args.work.exists() and any(args.work.iterdir()):
         parser.error(f"--work {args.work} is not empty")
     return args
@@ -163,7 +172,11 @@ def main() -> None:
     else:
         args.work.mkdir(parents=True, exist_ok=True)
         points = curve(args, args.work)
-    fonts = f" in {args.fonts_from}'s fonts" if args.fonts_from else ""
+    fonts = ""
+    if args.fonts_from:
+        fonts = f" in {args.fonts_from}'s fonts"
+    elif args.fonts:
+        fonts = f" in the fonts of {args.fonts}"
     setting = (
         f"{args.style}{fonts} ({args.difficulty}): {args.test_count} test images (seed {TEST_SEED}), "
         f"training images from seed {POOL_SEED}; --init {args.init}, --max-epochs {args.max_epochs}, "

@@ -1,6 +1,7 @@
-"""Compare the ``seed`` and ``fast`` presets side by side: training speed, solving speed, size.
+"""Compare the presets side by side with the seed's: training speed, solving speed, size.
 
     python benchmarks/presets.py                 # the speed table (a few minutes)
+    python benchmarks/presets.py --speed-presets seed fast   # only these two
     python benchmarks/presets.py --time-to-98    # also: how long fast needs to reach 98% (long)
     python benchmarks/presets.py --time-to-98 --presets fast seed --max-epochs 60   # accuracy, equal epochs
 
@@ -59,7 +60,7 @@ def speed_table(args: argparse.Namespace) -> None:
     """
     style = get_style("knu")
     spec = ModelSpec(style.charset, style.preprocess, style.max_length)
-    names = ("seed", "fast")
+    names = args.speed_presets
     images = [s.image for s in generate_samples(style, seed=1, count=256)]
     rows: dict[str, dict[str, float]] = {name: {} for name in names}
     steps, solvers = {}, {}
@@ -94,23 +95,37 @@ def speed_table(args: argparse.Namespace) -> None:
             p90=float(np.percentile(latency[name], 90)),
             batch=statistics.median(batch[name]),
         )
-    seed, fast = rows["seed"], rows["fast"]
     print(f"torch threads {torch.get_num_threads()}, ONNX Runtime threads {args.threads or 'default'}, "
           f"batch {args.batch_size}; medians of {args.repeats} repeats\n")
-    print("| | seed | fast | fast vs seed |")
-    print("|---|---:|---:|---:|")
-    print(f"| parameters | {seed['parameters']:,.0f} | {fast['parameters']:,.0f} | "
-          f"{seed['parameters'] / fast['parameters']:.1f}x smaller |")
-    print(f"| ONNX size (KB) | {seed['onnx_kb']:,.0f} | {fast['onnx_kb']:,.0f} | "
-          f"{seed['onnx_kb'] / fast['onnx_kb']:.1f}x smaller |")
-    print(f"| training (images/s) | {seed['train']:,.0f} | {fast['train']:,.0f} | "
-          f"{fast['train'] / seed['train']:.1f}x faster |")
-    print(f"| solve 1 image, median (ms) | {seed['median']:.2f} | {fast['median']:.2f} | "
-          f"{seed['median'] / fast['median']:.1f}x faster |")
-    print(f"| solve 1 image, p90 (ms) | {seed['p90']:.2f} | {fast['p90']:.2f} | "
-          f"{seed['p90'] / fast['p90']:.1f}x faster |")
-    print(f"| solve batches of 64 (images/s) | {seed['batch']:,.0f} | {fast['batch']:,.0f} | "
-          f"{fast['batch'] / seed['batch']:.1f}x faster |")
+    print(speed_markdown(rows))
+
+
+SPEED_ROWS = (  # key, label, number format, whether smaller is better, the ratio's word
+    ("parameters", "parameters", ",.0f", True, "smaller"),
+    ("onnx_kb", "ONNX size (KB)", ",.0f", True, "smaller"),
+    ("train", "training (images/s)", ",.0f", False, "faster"),
+    ("median", "solve 1 image, median (ms)", ".2f", True, "faster"),
+    ("p90", "solve 1 image, p90 (ms)", ".2f", True, "faster"),
+    ("batch", "solve batches of 64 (images/s)", ",.0f", False, "faster"),
+)
+
+
+def speed_markdown(rows: dict[str, dict[str, float]]) -> str:
+    """The figures of each preset, then each later preset's ratio against the first (the baseline)."""
+    base, *others = rows
+    lines = [
+        "| | " + " | ".join(rows) + " | " + " | ".join(f"{name} vs {base}" for name in others) + " |",
+        "|---|" + "---:|" * (len(rows) + len(others)),
+    ]
+    for key, label, fmt, lower_is_better, word in SPEED_ROWS:
+        values = [format(row[key], fmt) for row in rows.values()]
+        ratios = []
+        for name in others:
+            ratio = rows[base][key] / rows[name][key] if lower_is_better else rows[name][key] / rows[base][key]
+            worse = "larger" if word == "smaller" else "slower"
+            ratios.append(f"{ratio:.1f}x {word}" if ratio >= 1 else f"{1 / ratio:.1f}x {worse}")
+        lines.append(f"| {label} | " + " | ".join(values + ratios) + " |")
+    return "\n".join(lines)
 
 
 def time_to_98(args: argparse.Namespace) -> None:
@@ -153,6 +168,8 @@ def time_to_98(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-to-98", action="store_true", help="also train to 98%% on 4,000 images (long)")
+    parser.add_argument("--speed-presets", nargs="+", default=["seed", "fast", "wide"],
+                        help="presets for the speed table; ratios are against the first")
     parser.add_argument("--presets", nargs="+", default=["fast"], help="presets for --time-to-98")
     parser.add_argument("--difficulty", default="medium", help="knu difficulty for --time-to-98")
     parser.add_argument("--data-seed", type=int, default=0)

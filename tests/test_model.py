@@ -45,6 +45,11 @@ def test_fast_preset_is_much_smaller_than_seed() -> None:
     assert count_parameters(CRNN(preset("fast"), KNU)) < count_parameters(CRNN(preset("seed"), KNU)) / 3
 
 
+def test_wide_preset_stays_under_a_megabyte_of_weights() -> None:
+    parameters = count_parameters(CRNN(preset("wide"), KNU))
+    assert count_parameters(CRNN(preset("fast"), KNU)) < parameters < 1_000_000 / 4  # float32 bytes
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 @pytest.mark.parametrize("spec", [KNU, KNU2021], ids=["knu", "knu2021"])
 def test_logits_have_one_row_per_column_group_and_class(name: str, spec: ModelSpec) -> None:
@@ -53,7 +58,8 @@ def test_logits_have_one_row_per_column_group_and_class(name: str, spec: ModelSp
     logits = model(images)
     assert logits.shape == (3, model.steps, spec.charset.num_classes)
     assert model.steps >= 2 * spec.max_length
-    assert model.steps == {"seed": spec.preprocess.width // 4, "fast": -(-spec.preprocess.width // 8)}[name]
+    eighth = -(-spec.preprocess.width // 8)
+    assert model.steps == {"seed": spec.preprocess.width // 4, "fast": eighth, "wide": eighth}[name]
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -22,7 +22,9 @@ def train(
     data: Optional[Path] = typer.Option(
         None, "--data", help="Labelled image folder; without it, train on freshly generated captchas."
     ),
-    preset: str = typer.Option("fast", "--preset", help="Architecture: fast (default) or seed (the notebook's)."),
+    preset: str = typer.Option(
+        "fast", "--preset", help="Architecture: fast (default), wide (about 2x fast) or seed (the notebook's)."
+    ),
     style: str = typer.Option(
         "knu", "--style", help="Generated data style (knu, knu2021, knu-unseen); for --data, its preprocessing."
     ),

@@ -10,6 +10,7 @@ Set up the peers first (they are never dependencies of knucaptcha)::
 
     benchmarks/setup_peers.sh
     .bench-venv/bin/python benchmarks/compare_peers.py --json out/peers.json
+    .bench-venv/bin/python benchmarks/compare_peers.py --tflite out/default.tflite   # + a LiteRT row
 """
 
 from __future__ import annotations
@@ -123,12 +124,15 @@ def build_peers(args: argparse.Namespace, workdir: Path) -> tuple[list[Peer], di
     makers: dict[str, Callable[[str], Peer]] = {  # row name -> how to build that solver
         fp32_name: lambda name: KnucaptchaPeer(name, args.model, args.threads),
         f"{fp32_name} int8": knucaptcha_int8,
+        f"{fp32_name} tflite": lambda name: KnucaptchaPeer(name, args.tflite, args.threads),
         "ddddocr": lambda name: DdddocrPeer(name),
         "ddddocr, set_ranges": lambda name: DdddocrPeer(name, both_cases),
         "ddddocr beta, set_ranges": lambda name: DdddocrPeer(name, both_cases, beta=True),
         "captcha-whisperer": lambda name: WhispererPeer(name, args.threads),
         "Tesseract": lambda name: TesseractPeer(name, alphabet),
     }
+    if args.tflite is None:
+        del makers[f"{fp32_name} tflite"]
     peers, unavailable = [], {}
     for name, make in makers.items():
         if args.only and not any(part.lower() in name.lower() for part in args.only):
@@ -234,6 +238,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="knucaptcha model to compare (default: the shipped default model)")
     parser.add_argument("--int8", help="an int8 model to compare (default: --model quantized by knucaptcha.quantize)")
+    parser.add_argument("--tflite", help="also a .tflite export on LiteRT (needs knucaptcha's litert extra)")
     parser.add_argument("--data", type=Path, action="append", default=[], help="a labelled folder (repeatable)")
     parser.add_argument("--style", default="knu", help="generator style of the test set (default: knu)")
     parser.add_argument("--difficulty", default="mixed", help="generator difficulty preset (default: mixed)")

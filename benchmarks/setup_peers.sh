@@ -15,8 +15,9 @@ fi
 
 python3 -m venv .bench-venv
 .bench-venv/bin/python -m pip install --quiet --upgrade pip
-# The quantize extra (onnx) lets the benchmark make the int8 row with knucaptcha's own quantizer.
-.bench-venv/bin/python -m pip install --quiet -e ".[quantize]" ddddocr captcha-whisperer pytesseract
+# The quantize extra (onnx) lets the benchmark make the int8 row with knucaptcha's own quantizer;
+# the litert extra runs a .tflite export for the --tflite row.
+.bench-venv/bin/python -m pip install --quiet -e ".[quantize,litert]" ddddocr captcha-whisperer pytesseract
 .bench-venv/bin/python - <<'EOF'
 from importlib.metadata import version
 for name in ("knucaptcha", "onnxruntime", "ddddocr", "captcha-whisperer", "pytesseract"):

@@ -17,10 +17,10 @@ from knucaptcha.preprocess import to_batch
 from knucaptcha.spec import METADATA_PREFIX
 from knucaptcha.train.checkpoint import BUNDLED, load_checkpoint
 
-# name -> (style it reads, charset, max length, the bar at medium difficulty on 300 fresh images)
+# name -> (style it reads, charset, max length, preset, the bar at medium difficulty on 300 fresh images)
 SHIPPED = {
-    "default": ("knu", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", 4, 0.88),
-    "knu2021": ("knu2021", "abcdefghkmnprwxy2345678", 5, 0.97),
+    "default": ("knu", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", 4, "wide", 0.92),
+    "knu2021": ("knu2021", "abcdefghkmnprwxy2345678", 5, "fast", 0.97),
 }
 
 
@@ -30,12 +30,12 @@ def test_every_bundled_onnx_model_has_its_pytorch_weights_beside_it() -> None:
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_a_shipped_model_describes_itself_and_reads_fresh_captchas_of_its_style(name: str) -> None:
-    style_name, charset, max_length, bar = SHIPPED[name]
+    style_name, charset, max_length, preset, bar = SHIPPED[name]
     solver = Solver.load(name)
     assert solver.name == name and solver.spec.charset.symbols == charset and solver.spec.max_length == max_length
     style = get_style(style_name, "medium")
     assert solver.spec.preprocess == style.preprocess
-    assert solver.metadata[f"{METADATA_PREFIX}preset"] == "fast"
+    assert solver.metadata[f"{METADATA_PREFIX}preset"] == preset
     training = json.loads(solver.metadata[f"{METADATA_PREFIX}training"])
     assert training["data"]["kind"] == "generated" and training["data"]["style"] == style_name
     samples = list(generate_samples(style, seed=123_457, count=300))  # a seed no training run used

@@ -1,4 +1,4 @@
-"""knucaptcha itself, through its public :class:`Solver` (any exported ``.onnx``, fp32 or int8)."""
+"""knucaptcha itself, through its public :class:`Solver` (any exported ``.onnx``, fp32 or int8, or a ``.tflite``)."""
 
 from __future__ import annotations
 

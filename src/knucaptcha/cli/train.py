@@ -23,7 +23,7 @@ def train(
         None, "--data", help="Labelled image folder; without it, train on freshly generated captchas."
     ),
     preset: str = typer.Option(
-        "fast", "--preset", help="Architecture: fast (default), wide (about 2x fast) or seed (the notebook's)."
+        "fast", "--preset", help="Architecture: fast (default), wide (the shipped model's; 1.7x slower) or seed (the notebook's)."
     ),
     style: str = typer.Option(
         "knu", "--style", help="Generated data style (knu, knu2021, knu-unseen); for --data, its preprocessing."

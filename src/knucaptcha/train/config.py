@@ -93,7 +93,7 @@ PRESETS: dict[str, ArchConfig] = {
     ),
     # ``fast`` with half again the conv channels and wider column and LSTM
     # states: the shipped default's. ``fast`` stopped improving at 94% on
-    # mixed knu captchas however long it trained; this reaches 95% for about
+    # mixed knu captchas however long it trained; this reaches 96% for about
     # twice the parameters and 1.7x the solve time, still under 1 MB as ONNX.
     "wide": ArchConfig(
         channels=(24, 48, 96),

@@ -97,9 +97,9 @@ def train(
             epoch_size=epoch_size,
             valid_size=valid_size,
         )
-        loaded = (init, load_checkpoint(init)) if init else None
         if data is not None and fonts is not None:
             raise ConfigError("--fonts draws generated captchas; a --data folder brings its own images")
+        loaded = (init, load_checkpoint(init)) if init else None
         if data is not None:
             from ..generator import get_style
 

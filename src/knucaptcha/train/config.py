@@ -8,7 +8,7 @@ from its files alone.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 from ..errors import ConfigError
@@ -74,37 +74,30 @@ class ArchConfig:
         return asdict(self)
 
 
+# Strided convs downsample early (the seed's full-size convolutions are most
+# of its cost), BatchNorm lets it train fast, a third block halves the time
+# steps (18 for 140 px: ample for 4 characters), and one small BiLSTM reads the
+# line (PyTorch's fused LSTM trains faster than its GRU here).
+_FAST = ArchConfig(
+    channels=(16, 32, 64),
+    pools=((2, 2), (2, 2), (2, 2)),
+    downsample="stride",
+    batch_norm=True,
+    dense=64,
+    dropout=0.1,
+    hidden=(64,),
+    recurrent_dropout=0.0,
+)
+
 PRESETS: dict[str, ArchConfig] = {
     # The seed notebook's model, layer for layer.
     "seed": ArchConfig(),
-    # Strided convs downsample early (the seed's full-size convolutions are
-    # most of its cost), BatchNorm lets it train fast, a third block halves
-    # the time steps (18 for 140 px: ample for 4 characters), and one small
-    # BiLSTM reads the line (PyTorch's fused LSTM trains faster than its GRU here).
-    "fast": ArchConfig(
-        channels=(16, 32, 64),
-        pools=((2, 2), (2, 2), (2, 2)),
-        downsample="stride",
-        batch_norm=True,
-        dense=64,
-        dropout=0.1,
-        hidden=(64,),
-        recurrent_dropout=0.0,
-    ),
+    "fast": _FAST,
     # ``fast`` with half again the conv channels and wider column and LSTM
     # states: the shipped default's. ``fast`` stopped improving at 94% on
     # mixed knu captchas however long it trained; this reaches 96% for about
     # twice the parameters and 1.7x the solve time, still under 1 MB as ONNX.
-    "wide": ArchConfig(
-        channels=(24, 48, 96),
-        pools=((2, 2), (2, 2), (2, 2)),
-        downsample="stride",
-        batch_norm=True,
-        dense=96,
-        dropout=0.1,
-        hidden=(80,),
-        recurrent_dropout=0.0,
-    ),
+    "wide": replace(_FAST, channels=(24, 48, 96), dense=96, hidden=(80,)),
 }
 DEFAULT_PRESET = "fast"
 

@@ -26,6 +26,7 @@ from knucaptcha.generator import (
     matplotlib_font_dir,
     preview_grid,
     render_sample,
+    with_font_folder,
     write_dataset,
     write_preview,
 )
@@ -150,6 +151,15 @@ def test_font_folder_override_uses_only_usable_fonts_there(tmp_path: Path) -> No
     (tmp_path / "broken.ttf").write_bytes(b"not a font")
     style = get_style("knu", "mixed", font_dir=str(tmp_path), fonts=["*"])
     assert {s.font for s in generate_samples(style, 0, 30)} == {"DejaVuSans-Bold", "DejaVuSerif"}
+
+
+def test_font_folder_pattern_keeps_one_family(tmp_path: Path) -> None:
+    for name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansMono.ttf", "DejaVuSerif.ttf"):
+        shutil.copy(matplotlib_font_dir() / name, tmp_path / name)
+    every = with_font_folder(get_style("knu"), tmp_path)
+    sans = with_font_folder(get_style("knu"), tmp_path, "DejaVuSans*")
+    assert {s.font for s in generate_samples(every, 0, 40)} == {"DejaVuSans", "DejaVuSans-Bold", "DejaVuSansMono", "DejaVuSerif"}
+    assert {s.font for s in generate_samples(sans, 0, 40)} == {"DejaVuSans", "DejaVuSans-Bold", "DejaVuSansMono"}
 
 
 def test_font_folder_errors(tmp_path: Path) -> None:

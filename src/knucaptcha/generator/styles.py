@@ -324,9 +324,13 @@ _STYLES = {"knu": _knu, "knu2021": _knu2021, "knu-unseen": _knu_unseen}
 STYLE_NAMES: tuple[str, ...] = tuple(_STYLES)
 
 
-def with_font_folder(style: Style, folder: str | Path) -> Style:
-    """``style`` drawing with every font in ``folder`` instead of its own (``generate``/``train --fonts``)."""
-    return replace(style, font_dir=Path(folder), fonts=("*",))
+def with_font_folder(style: Style, folder: str | Path, pattern: str = "*") -> Style:
+    """``style`` drawing with the fonts in ``folder`` whose file stem matches ``pattern`` instead of its own.
+
+    ``generate``/``train --fonts`` take every font of the folder; a pattern such
+    as ``LiberationSans-*`` keeps one family of it (a real site draws with one).
+    """
+    return replace(style, font_dir=Path(folder), fonts=(pattern,))
 
 
 def get_style(name: str = "knu", difficulty: str = "medium", **overrides: Any) -> Style:

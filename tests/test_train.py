@@ -295,6 +295,42 @@ def test_cli_fonts_apply_to_generated_data_only(tmp_path: Path, folder: Path) ->
     assert result.exit_code != 0 and "--fonts draws generated captchas" in result.output
 
 
+def test_generated_training_can_validate_on_a_labelled_folder_and_resumes_with_it(folder: Path) -> None:
+    source = GeneratedSource("knu", "easy", seed=5, epoch_size=4, valid_size=2, valid_folder=folder)
+    labelled = scan_folder(folder)
+    assert sorted(source.valid.labels) == sorted(item.label for item in labelled)
+    assert source.valid.images.shape == (len(labelled), 1, KNU.height, KNU.width)
+    assert source.epoch(0).labels == GeneratedSource("knu", "easy", seed=5, epoch_size=4, valid_size=2).epoch(0).labels
+    reopened = open_source(source.describe())
+    assert reopened.valid.labels == source.valid.labels and torch.equal(reopened.valid.images, source.valid.images)
+
+
+def test_a_validation_folder_the_generator_cannot_teach_is_a_training_error(tmp_path: Path, folder: Path) -> None:
+    image = next(folder.glob("*.png"))
+    lower, long = tmp_path / "lower", tmp_path / "long"
+    for target, name in ((lower, "ab12_1.png"), (long, "ABCDE_1.png")):
+        target.mkdir()
+        shutil.copy(image, target / name)
+    with pytest.raises(TrainingError, match="labels use 'ab'.*try --case"):
+        GeneratedSource("knu", "easy", seed=5, epoch_size=4, valid_size=2, valid_folder=lower)
+    assert GeneratedSource("knu", "easy", seed=5, epoch_size=4, valid_size=2, valid_folder=lower, case="upper").valid.labels == ("AB12",)
+    with pytest.raises(TrainingError, match="longer than knu's 4 symbols"):
+        GeneratedSource("knu", "easy", seed=5, epoch_size=4, valid_size=2, valid_folder=long)
+    with pytest.raises(TrainingError, match="no labelled image"):
+        GeneratedSource("knu", "easy", seed=5, epoch_size=4, valid_size=2, valid_folder=tmp_path)
+
+
+def test_cli_validates_generated_training_on_a_folder(tmp_path: Path, folder: Path) -> None:
+    run = tmp_path / "run"
+    args = ["train", "--style", "knu", "--difficulty", "easy", "--epoch-size", "16", "--max-epochs", "1"]
+    result = CliRunner().invoke(app, [*args, "--valid-data", str(folder), "--out", str(run), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    data = checkpoint.read(run / "checkpoint.pt")["data"]
+    assert data["valid_folder"] == str(folder.resolve()) and data["valid_images"] == len(scan_folder(folder))
+    refused = CliRunner().invoke(app, ["train", "--data", str(folder), "--valid-data", str(folder), "--out", str(tmp_path / "r")])
+    assert refused.exit_code != 0 and "--valid-data validates generated training" in refused.output
+
+
 def test_prefetched_epochs_equal_the_ones_drawn_in_process() -> None:
     plain = GeneratedSource("knu", "mixed", seed=9, epoch_size=5, valid_size=2)
     ahead = GeneratedSource("knu", "mixed", seed=9, epoch_size=5, valid_size=2, prefetch=True)

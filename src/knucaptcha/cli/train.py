@@ -52,7 +52,10 @@ def train(
     valid_fraction: float = typer.Option(0.1, "--valid-fraction", help="Share of --data held out for validation."),
     epoch_size: int = typer.Option(4000, "--epoch-size", help="Images per epoch: generated ones, or a smaller --data training split repeated (augmented anew) to about this many."),
     valid_size: int = typer.Option(400, "--valid-size", help="Generated validation images."),
-    case: str = typer.Option("keep", "--case", help="Label case for --data: keep, upper or lower."),
+    valid_data: Optional[Path] = typer.Option(
+        None, "--valid-data", help="Validate generated training on this labelled folder instead (e.g. real captchas, when training in their font)."
+    ),
+    case: str = typer.Option("keep", "--case", help="Label case for --data and --valid-data: keep, upper or lower."),
     init: Optional[str] = typer.Option(
         None, "--init", help="Fine-tune from a checkpoint, a run folder, or a bundled model ('default', 'knu2021')."
     ),
@@ -99,6 +102,8 @@ def train(
         )
         if data is not None and fonts is not None:
             raise ConfigError("--fonts draws generated captchas; a --data folder brings its own images")
+        if data is not None and valid_data is not None:
+            raise ConfigError("--valid-data validates generated training; --data holds out its own --valid-fraction")
         loaded = (init, load_checkpoint(init)) if init else None
         if data is not None:
             from ..generator import get_style
@@ -108,7 +113,7 @@ def train(
                 data, preprocess, case=case, valid_fraction=valid_fraction, seed=seed, epoch_size=epoch_size
             )
         else:
-            with console.status("generating the validation set"):
+            with console.status("reading the validation folder" if valid_data else "generating the validation set"):
                 source = GeneratedSource(
                     style,
                     difficulty,
@@ -117,6 +122,8 @@ def train(
                     valid_size=valid_size,
                     prefetch=True,
                     font_dir=fonts,
+                    valid_folder=valid_data,
+                    case=case,
                 )
         trainer = start(out, source, config, preset=preset, init=loaded, observer=observer)
     spec = trainer.spec

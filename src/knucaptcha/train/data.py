@@ -148,6 +148,12 @@ class GeneratedSource:
     ``font_dir`` draws with every font in that folder instead of the style's
     own (as ``knucaptcha generate --fonts``): the fonts a real site uses, or
     more families than the default style knows.
+
+    ``valid_folder`` validates on every image of a labelled folder instead of
+    generated ones. Training on captchas generated in a site's font gets
+    further than thousands of labels (README, "Adapting to real captchas"),
+    but generated validation images cannot tell which epoch reads the site's
+    own captchas best; a small labelled folder of them can.
     """
 
     def __init__(
@@ -160,6 +166,8 @@ class GeneratedSource:
         valid_size: int,
         prefetch: bool = False,
         font_dir: str | Path | None = None,
+        valid_folder: str | Path | None = None,
+        case: str = "keep",
     ):
         self.style = get_style(style_name, difficulty)
         self.font_dir = None if font_dir is None else Path(font_dir).resolve()
@@ -169,10 +177,32 @@ class GeneratedSource:
         self.preprocess = self.style.preprocess
         self.seed = seed
         self.epoch_size = epoch_size
-        self.valid = _labelled(*generate_inputs(self.style, seed + 1, valid_size, 0))
+        self.case = case
+        self.valid_folder = None if valid_folder is None else Path(valid_folder).resolve()
+        if self.valid_folder is None:
+            self.valid = _labelled(*generate_inputs(self.style, seed + 1, valid_size, 0))
+        else:
+            self.valid = self._folder_valid(self.valid_folder)
         # spawn, not fork: no copy of this process's torch threads; the worker imports no torch.
         self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) if prefetch else None
         self._next: tuple[int, Future] | None = None
+
+    def _folder_valid(self, folder: Path) -> LabelledTensors:
+        """Every image of ``folder``, refused if a label is one the generated captchas could never teach."""
+        items = scan_folder(folder, case=self.case)
+        if not items:
+            raise TrainingError(f"{folder} holds no labelled image to validate on")
+        unknown = sorted({symbol for item in items for symbol in item.label} - set(self.style.charset.symbols))
+        if unknown:
+            raise TrainingError(
+                f"{folder}: labels use {''.join(unknown)!r}, which {self.style.name} captchas never draw (try --case)"
+            )
+        longest = max(items, key=lambda item: len(item.label))
+        if len(longest.label) > self.style.max_length:
+            raise TrainingError(
+                f"{longest.path}: label {longest.label!r} is longer than {self.style.name}'s {self.style.max_length} symbols"
+            )
+        return _tensors([item.path for item in items], [item.label for item in items], self.preprocess)
 
     def vocabulary(self) -> tuple[Charset, int]:
         return self.style.charset, self.style.max_length
@@ -198,6 +228,8 @@ class GeneratedSource:
             "kind": "generated",
             "style": self.style.name,
             "font_dir": None if self.font_dir is None else str(self.font_dir),
+            "valid_folder": None if self.valid_folder is None else str(self.valid_folder),
+            "case": self.case,
             "difficulty": self.difficulty,
             "seed": self.seed,
             "epoch_size": self.epoch_size,
@@ -224,6 +256,8 @@ def open_source(description: dict[str, Any], *, prefetch: bool = False) -> DataS
         valid_size=description["valid_images"],
         prefetch=prefetch,
         font_dir=description.get("font_dir"),  # absent in runs from before the option
+        valid_folder=description.get("valid_folder"),  # so are these two
+        case=description.get("case", "keep"),
     )
 
 

@@ -24,7 +24,9 @@ Three styles are built in (see :func:`get_style`):
     fine-tuning on something the default model has not seen: the STIX and
     Computer Modern fonts (``knu`` never uses them), a grid of thin lines and
     salt speckle (``knu`` draws neither) and a noise line thicker than
-    ``knu``'s. Still readable by a person after the seed's binarization.
+    ``knu``'s. Most samples stay readable by a person after the seed's
+    binarization, but where the thick line runs through the middle of the
+    text it can hide a glyph from a person too.
 """
 
 from __future__ import annotations

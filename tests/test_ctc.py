@@ -11,7 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from knucaptcha.charset import BLANK, UNKNOWN, Charset
-from knucaptcha.ctc import Prediction, beam_decode, greedy_decode, greedy_decode_batch, softmax
+from knucaptcha.ctc import (
+    Prediction,
+    allowed_classes,
+    beam_decode,
+    greedy_decode,
+    greedy_decode_batch,
+    restrict,
+    softmax,
+)
 from knucaptcha.errors import ConfigError
 
 ABC = Charset("ABC")  # classes: 0 blank, 1 A, 2 B, 3 C
@@ -166,3 +174,24 @@ def test_beam_width_must_be_positive() -> None:
 def test_prediction_to_dict() -> None:
     prediction = Prediction("AB", 0.5, (1.0, 0.5))
     assert prediction.to_dict() == {"text": "AB", "confidence": 0.5, "char_confidences": [1.0, 0.5]}
+
+
+def test_allowed_classes_keep_the_blank_and_the_given_symbols() -> None:
+    assert allowed_classes(ABC, "CA").tolist() == [True, True, False, True]
+    assert allowed_classes(ABC, "AAB").tolist() == [True, True, True, False]
+    with pytest.raises(ConfigError, match="empty"):
+        allowed_classes(ABC, "")
+    with pytest.raises(ConfigError, match="cannot read 'DZ'"):
+        allowed_classes(ABC, "ADZ")
+
+
+def test_a_restricted_reading_takes_the_best_allowed_symbol_with_renormalized_confidence() -> None:
+    probs = np.array([[0.05, 0.6, 0.3, 0.05], [0.9, 0.04, 0.03, 0.03]], np.float32)  # frame 0 prefers A over B
+    assert greedy_decode(probs, ABC).text == "A"
+    kept = restrict(probs, allowed_classes(ABC, "BC"))
+    assert kept[:, 1].tolist() == [0.0, 0.0]
+    assert kept.sum(axis=-1) == pytest.approx([1.0, 1.0])
+    reading = greedy_decode(kept, ABC)
+    assert reading.text == "B"
+    assert reading.confidence == pytest.approx(0.3 / 0.4)
+    assert beam_decode(kept, ABC, beam_width=4).text == "B"

@@ -30,7 +30,9 @@ class ScriptedSolver:
     def __init__(self, readings: Sequence[tuple[str, float]]):
         self._readings = list(readings)
 
-    def solve_batch(self, images: Sequence[object], *, beam_width: int = 0, batch_size: int = 64) -> list[Prediction]:
+    def solve_batch(
+        self, images: Sequence[object], *, beam_width: int = 0, batch_size: int = 64, symbols: str | None = None
+    ) -> list[Prediction]:
         taken, self._readings = self._readings[: len(images)], self._readings[len(images) :]
         return [Prediction(text, confidence, (confidence,) * len(text)) for text, confidence in taken]
 
@@ -98,7 +100,7 @@ def test_correctness_worst_and_json(captcha_folder: Path) -> None:
     assert [row.label for row in evaluation.worst(1)] == ["GH78"]
     assert evaluation.worst(0) == []
     summary = json.loads(json.dumps(evaluation.to_dict(worst=1)))
-    assert set(summary) == {"model", "case_sensitive", "scores", "worst", "unreadable", "items"}
+    assert set(summary) == {"model", "case_sensitive", "symbols", "scores", "worst", "unreadable", "items"}
     assert summary["scores"]["confusions"] == [{"expected": "4", "got": "A", "count": 1}]
     assert summary["worst"] == [
         {"file": str(items[3].path), "label": "GH78", "text": "", "confidence": 0.2, "char_confidences": [],

@@ -71,6 +71,21 @@ def test_beam_search_option(linear_model: Path, captcha_folder: Path, solver: So
     assert json.loads(result.stdout)[0]["text"] == solver.solve(path, beam_width=3).text
 
 
+def test_symbols_option_restricts_the_readings(linear_model: Path, captcha_folder: Path, solver: Solver) -> None:
+    paths = sorted(captcha_folder.glob("*.png"))
+    allowed = "0123456789"
+
+    result = solve(captcha_folder, "--json", "-m", linear_model, "--symbols", allowed)
+
+    assert result.exit_code == 0, result.stderr
+    texts = [reading["text"] for reading in json.loads(result.stdout)]
+    assert texts == [p.text for p in solver.solve_batch(paths, symbols=allowed)]
+    assert all(set(text) <= set(allowed) for text in texts)
+    assert any(set(p.text) - set(allowed) for p in solver.solve_batch(paths))  # unrestricted, it reads letters
+    refused = solve(paths[0], "-m", linear_model, "--symbols", "AB!")
+    assert refused.exit_code == 2 and refused.stderr == "error: the model cannot read '!'; its symbols are '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ'\n"
+
+
 def test_broken_files_in_a_folder_are_reported_and_the_rest_read(
     linear_model: Path, broken_folder: Path
 ) -> None:

@@ -48,6 +48,36 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     return exp
 
 
+def allowed_classes(charset: Charset, symbols: str) -> np.ndarray:
+    """The ``(C,)`` boolean mask of the classes a reading may use: the blank and each of ``symbols``.
+
+    Raises:
+        ConfigError: ``symbols`` is empty or names a symbol the charset lacks
+            (the model could never read it, so the restriction is a mistake).
+    """
+    if not symbols:
+        raise ConfigError("the allowed symbols are empty; give at least one")
+    unknown = sorted(set(symbols) - set(charset.symbols))
+    if unknown:
+        raise ConfigError(f"the model cannot read {''.join(unknown)!r}; its symbols are {charset.symbols!r}")
+    mask = np.zeros(charset.num_classes, dtype=bool)
+    mask[BLANK] = True
+    mask[charset.encode("".join(sorted(set(symbols))))] = True
+    return mask
+
+
+def restrict(probs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``probs`` ``(..., C)`` with the classes outside ``mask`` set to 0 and each frame renormalized.
+
+    Telling the decoder a site's alphabet: where the model hesitates between
+    ``0`` and ``O`` and the site never draws ``O``, the ``0`` wins, and the
+    confidences are those among the allowed readings.
+    """
+    kept = np.where(mask, probs, np.float32(0))
+    total = kept.sum(axis=-1, keepdims=True)
+    return kept / np.maximum(total, np.float32(1e-30))
+
+
 def _prediction(charset: Charset, classes: list[int], confidences: list[float], fallback: float) -> Prediction:
     text = charset.decode(classes)
     if not classes:

@@ -61,15 +61,18 @@ def solve_files(
     *,
     beam_width: int = 0,
     batch_size: int = 64,
+    symbols: str | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> list[SolvedFile]:
     """Read every image file in ``paths``, ``batch_size`` at a time, in the given order.
 
     A file that cannot be decoded (or vanished since it was listed) yields a
     :class:`SolvedFile` with ``error`` set; the others are still read.
+    ``symbols`` restricts the readings as in :meth:`Solver.solve`.
 
     Raises:
-        ConfigError: ``batch_size`` below 1 or ``beam_width`` below 0.
+        ConfigError: ``batch_size`` below 1, ``beam_width`` below 0, or
+            ``symbols`` the model cannot read.
     """
     if batch_size < 1:
         raise ConfigError("batch_size must be positive")
@@ -83,7 +86,7 @@ def solve_files(
                 images.append(load_image(path))
             except (ImageError, MissingFileError) as error:
                 failures[path] = error
-        predictions = iter(solver.solve_batch(images, beam_width=beam_width, batch_size=batch_size))
+        predictions = iter(solver.solve_batch(images, beam_width=beam_width, batch_size=batch_size, symbols=symbols))
         results.extend(
             SolvedFile(path, error=failures[path]) if path in failures else SolvedFile(path, next(predictions))
             for path in chunk
@@ -117,6 +120,7 @@ class Evaluation:
         unreadable: images that could not be decoded; they are not scored.
         scores: sequence and character accuracy, per-length accuracy, confusions.
         case_sensitive: whether ``a`` and ``A`` counted as different.
+        symbols: the only symbols the readings could use, or ``None`` for all of the model's.
     """
 
     model: str
@@ -124,6 +128,7 @@ class Evaluation:
     unreadable: tuple[SolvedFile, ...]
     scores: Scores
     case_sensitive: bool
+    symbols: str | None = None
 
     def worst(self, count: int) -> list[EvaluatedImage]:
         """Up to ``count`` wrong predictions, the least confident first (ties by path)."""
@@ -135,6 +140,7 @@ class Evaluation:
         return {
             "model": self.model,
             "case_sensitive": self.case_sensitive,
+            "symbols": self.symbols,
             "scores": self.scores.to_dict(),
             "worst": [row.to_dict() for row in self.worst(worst)],
             "unreadable": [failure.to_dict() for failure in self.unreadable],
@@ -149,6 +155,7 @@ def evaluate_folder(
     case_sensitive: bool = True,
     beam_width: int = 0,
     batch_size: int = 64,
+    symbols: str | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> Evaluation:
     """Solve every labelled image of ``items`` and score the readings against the labels.
@@ -157,6 +164,7 @@ def evaluate_folder(
         items: labelled images, e.g. from :func:`knucaptcha.labels.scan_folder`.
         case_sensitive: when false, a reading that differs from its label
             only in letter case counts as correct.
+        symbols: read with only these symbols (see :meth:`Solver.solve`).
 
     Raises:
         LabelError: ``items`` is empty, or no image in it could be read.
@@ -164,7 +172,9 @@ def evaluate_folder(
     if not items:
         raise LabelError("there are no labelled images to evaluate")
     paths = [item.path for item in items]
-    solved = solve_files(solver, paths, beam_width=beam_width, batch_size=batch_size, on_progress=on_progress)
+    solved = solve_files(
+        solver, paths, beam_width=beam_width, batch_size=batch_size, symbols=symbols, on_progress=on_progress
+    )
     rows: list[EvaluatedImage] = []
     unreadable: list[SolvedFile] = []
     for item, result in zip(items, solved):
@@ -177,7 +187,7 @@ def evaluate_folder(
         raise LabelError(f"none of the {len(items)} labelled images could be read ({unreadable[0].error})")
     labels, texts = [row.label for row in rows], [row.prediction.text for row in rows]
     scores = score(labels, texts, case_sensitive=case_sensitive)
-    return Evaluation(solver.name, tuple(rows), tuple(unreadable), scores, case_sensitive)
+    return Evaluation(solver.name, tuple(rows), tuple(unreadable), scores, case_sensitive, symbols)
 
 
 def _same(label: str, text: str, case_sensitive: bool) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import litert  # light: it imports the LiteRT runtime only when a .tflite file is opened
-from .ctc import Prediction, beam_decode, greedy_decode_batch, softmax
+from .ctc import Prediction, allowed_classes, beam_decode, greedy_decode_batch, restrict, softmax
 from .errors import ConfigError, MissingFileError, ModelError
 from .preprocess import ImageSource, to_batch
 from .spec import METADATA_PREFIX, OUTPUT_KEY, ModelSpec
@@ -140,26 +140,37 @@ class Solver:
         output = self._backend.run(inputs)
         return softmax(output) if self._needs_softmax else output
 
-    def solve(self, image: ImageSource, *, beam_width: int = 0) -> Prediction:
+    def solve(self, image: ImageSource, *, beam_width: int = 0, symbols: str | None = None) -> Prediction:
         """Read one image (bytes, path, PIL image or array).
 
         Args:
             beam_width: 0 for greedy decoding (fast, the seed's way); above 0,
                 CTC prefix beam search with that many beams.
+            symbols: if given, the only symbols the reading may contain (a
+                site's alphabet, e.g. one without ``0``/``O`` and ``1``/``I``);
+                a :class:`ConfigError` if the model cannot read one of them.
         """
-        return self.solve_batch([image], beam_width=beam_width)[0]
+        return self.solve_batch([image], beam_width=beam_width, symbols=symbols)[0]
 
     def solve_batch(
-        self, images: Sequence[ImageSource], *, beam_width: int = 0, batch_size: int = 64
+        self,
+        images: Sequence[ImageSource],
+        *,
+        beam_width: int = 0,
+        batch_size: int = 64,
+        symbols: str | None = None,
     ) -> list[Prediction]:
-        """Read several images, running the model on up to ``batch_size`` at a time."""
+        """Read several images, running the model on up to ``batch_size`` at a time (``symbols`` as in :meth:`solve`)."""
         if beam_width < 0:
             raise ConfigError("beam_width must be 0 (greedy) or positive")
         if batch_size < 1:
             raise ConfigError("batch_size must be positive")
+        mask = None if symbols is None else allowed_classes(self.spec.charset, symbols)
         predictions: list[Prediction] = []
         for start in range(0, len(images), batch_size):
             probs = self.probabilities(to_batch(images[start : start + batch_size], self.spec.preprocess))
+            if mask is not None:
+                probs = restrict(probs, mask)
             if beam_width:
                 predictions.extend(beam_decode(item, self.spec.charset, beam_width) for item in probs)
             else:

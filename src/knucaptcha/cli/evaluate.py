@@ -33,6 +33,10 @@ def evaluate(
     worst: Annotated[int, typer.Option(min=0, help="How many wrong readings to list.")] = 10,
     beam: Annotated[int, typer.Option(min=0, help="Beam search width; 0 decodes greedily.")] = 0,
     batch_size: Annotated[int, typer.Option(min=1, help="Images run through the model at once.")] = 64,
+    symbols: Annotated[
+        str | None,
+        typer.Option(help="Read only these symbols, e.g. a site's alphabet without 0/O and 1/I (default: all the model's)."),
+    ] = None,
 ) -> None:
     """Sequence and character accuracy, accuracy per length, confusions and the worst readings.
 
@@ -50,6 +54,7 @@ def evaluate(
             case_sensitive=not case_insensitive,
             beam_width=beam,
             batch_size=batch_size,
+            symbols=symbols,
             on_progress=advance,
         )
     for failure in evaluation.unreadable:
@@ -74,6 +79,7 @@ def _print_report(evaluation: Evaluation, worst: int, out: Console) -> None:
     summary.add_row("character accuracy", f"{scores.char_accuracy:.2%}")
     summary.add_row("character error rate", f"{scores.cer:.4f}")
     summary.add_row("letter case", "counted" if evaluation.case_sensitive else "ignored")
+    summary.add_row("symbols read", evaluation.symbols or "all the model's")
     out.print(summary)
 
     lengths = Table("label length", "images", "sequence accuracy", title="By label length")

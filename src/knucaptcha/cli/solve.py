@@ -67,6 +67,10 @@ def solve(
     ] = False,
     beam: Annotated[int, typer.Option(min=0, help="Beam search width; 0 decodes greedily (fastest).")] = 0,
     batch_size: Annotated[int, typer.Option(min=1, help="Images run through the model at once.")] = 64,
+    symbols: Annotated[
+        str | None,
+        typer.Option(help="Read only these symbols, e.g. a site's alphabet without 0/O and 1/I (default: all the model's)."),
+    ] = None,
 ) -> None:
     """Read captcha images: prints FILE<TAB>TEXT<TAB>CONFIDENCE per image.
 
@@ -79,12 +83,14 @@ def solve(
     solver = Solver.load(model)
     files = image_files(images)
     if len(files) == 1:
-        results = solve_files(solver, files, beam_width=beam)
+        results = solve_files(solver, files, beam_width=beam, symbols=symbols)
         if results[0].error is not None and not images[0].is_dir():
             raise results[0].error  # the one image asked for by name: a plain error, not a report
     else:
         with progress_callback("solving", len(files)) as advance:
-            results = solve_files(solver, files, beam_width=beam, batch_size=batch_size, on_progress=advance)
+            results = solve_files(
+                solver, files, beam_width=beam, batch_size=batch_size, symbols=symbols, on_progress=advance
+            )
     _print_results(results, as_json)
     failed = sum(result.error is not None for result in results)
     if failed:

@@ -173,6 +173,18 @@ def test_bad_beam_is_refused(client: TestClient, captcha: bytes, query: str, sta
     assert response.status_code == status and error_of(response) in {"invalid_request", "invalid_option"}
 
 
+def test_symbols_restrict_a_reading_per_request(client: TestClient, linear_model: Path, captcha: bytes) -> None:
+    digits = "0123456789"
+    want = Solver.load(linear_model).solve(captcha, symbols=digits)
+    told = client.post(f"/v1/solve?symbols={digits}", content=captcha)
+    assert told.status_code == 200 and told.json()["text"] == want.text and set(want.text) <= set(digits)
+    batch = client.post(f"/v1/solve/batch?symbols={digits}", files=[("files", ("a.png", captcha))])
+    assert batch.json()[0]["text"] == want.text
+    refused = client.post("/v1/solve?symbols=AB%21", content=captcha)
+    assert refused.status_code == 400 and error_of(refused) == "invalid_option"
+    assert "cannot read '!'" in refused.json()["error"]["message"]
+
+
 def test_multipart_without_the_file_field_is_400(client: TestClient, captcha: bytes) -> None:
     response = client.post("/v1/solve", files={"image": ("a.png", captcha)})
     assert response.status_code == 400 and error_of(response) == "missing_field"
@@ -305,7 +317,7 @@ def test_openapi_describes_every_endpoint(client: TestClient) -> None:
     )
     solve = schema["paths"]["/v1/solve"]["post"]
     assert {"multipart/form-data", "application/octet-stream"} <= set(solve["requestBody"]["content"])
-    assert {"model", "beam"} <= {parameter["name"] for parameter in solve["parameters"]}
+    assert {"model", "beam", "symbols"} <= {parameter["name"] for parameter in solve["parameters"]}
     assert client.get("/docs").status_code == 200
 
 

@@ -3,7 +3,7 @@
 Bodies are read here, under the app's size limit; decoding and inference run
 in the event loop's thread pool, never on the loop itself. The format of an
 upload is judged by its bytes (Pillow), never by its file name or content type.
-Per-request options (model, beam width) are arguments to the solver, never state.
+Per-request options (model, beam width, allowed symbols) are arguments to the solver, never state.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from fastapi.responses import PlainTextResponse
 from PIL import Image
 from starlette.datastructures import FormData, UploadFile
 
-from ..ctc import Prediction
+from ..ctc import Prediction, allowed_classes
 from ..errors import ImageError
 from ..inference import Solver
 from ..preprocess import load_image
@@ -54,6 +54,10 @@ ModelName = Annotated[
     Union[str, None], Query(description="A loaded model's name (GET /v1/models); default: the first.")
 ]
 Beam = Annotated[int, Query(ge=0, description="Beam search width; 0 decodes greedily (fastest).")]
+Symbols = Annotated[
+    Union[str, None],
+    Query(description="Read only these symbols (the site's alphabet, e.g. without 0/O and 1/I); default: all the model's."),
+]
 
 
 @dataclass(frozen=True)
@@ -79,17 +83,17 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
         tags=["solve"],
         openapi_extra=_image_body("file", _IMAGE, raw_types=("application/octet-stream", "image/*")),
     )
-    async def solve(request: Request, model: ModelName = None, beam: Beam = 0) -> SolveResult:
+    async def solve(request: Request, model: ModelName = None, beam: Beam = 0, symbols: Symbols = None) -> SolveResult:
         """Read one image: a multipart field `file`, or the raw request body (any content type)."""
         name, solver = models.get(model)
-        _check_beam(beam, settings.max_beam_width)
+        _check_options(solver, beam, settings.max_beam_width, symbols)
         if _is_multipart(request):
             async with request.form(max_files=1, max_fields=0) as form:
                 upload = await _form_file(form, "file")
         else:
             upload = Upload(await request.body(), None)
         started = time.perf_counter()
-        prediction = await _off_loop(_solve_one, solver, upload, settings.max_pixels, beam)
+        prediction = await _off_loop(_solve_one, solver, upload, settings.max_pixels, beam, symbols)
         elapsed_ms = (time.perf_counter() - started) * 1000
         return SolveResult(**prediction.to_dict(), model=name, elapsed_ms=round(elapsed_ms, 3))
 
@@ -100,18 +104,20 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
         tags=["solve"],
         openapi_extra=_image_body("files", {"type": "array", "items": _IMAGE}),
     )
-    async def solve_batch(request: Request, model: ModelName = None, beam: Beam = 0) -> list[BatchItem]:
+    async def solve_batch(
+        request: Request, model: ModelName = None, beam: Beam = 0, symbols: Symbols = None
+    ) -> list[BatchItem]:
         """Read several images (multipart field `files`, repeated). Answers one item per file, in order;
         a file that is not a readable image gets an `error` item and the others are still read."""
         name, solver = models.get(model)
-        _check_beam(beam, settings.max_beam_width)
+        _check_options(solver, beam, settings.max_beam_width, symbols)
         if not _is_multipart(request):
             raise ApiError(400, "missing_field", f"send the images as {_MULTIPART} fields named 'files'")
         async with request.form(max_files=settings.max_batch_files, max_fields=0) as form:
             uploads = [await _read(item) for item in form.getlist("files")]
         if not uploads:
             raise ApiError(400, "missing_field", "the form has no field 'files'")
-        return await _off_loop(_solve_many, solver, name, uploads, settings.max_pixels, beam)
+        return await _off_loop(_solve_many, solver, name, uploads, settings.max_pixels, beam, symbols)
 
     @router.post("/api", response_class=PlainTextResponse, responses=_ERRORS, tags=["compatibility"])
     async def legacy(request: Request) -> PlainTextResponse:
@@ -122,7 +128,7 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
                 return PlainTextResponse("success")
             upload = await _form_file(form, "upload_file")
         _, solver = models.get()
-        prediction = await _off_loop(_solve_one, solver, upload, settings.max_pixels, 0)
+        prediction = await _off_loop(_solve_one, solver, upload, settings.max_pixels, 0, None)
         return PlainTextResponse(prediction.text)
 
     return router
@@ -138,9 +144,12 @@ async def _off_loop(function: Callable[..., _T], *args: Any) -> _T:
     return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 
-def _check_beam(beam: int, limit: int) -> None:
+def _check_options(solver: Solver, beam: int, limit: int, symbols: str | None) -> None:
+    """Refuse bad options before the body is read: a beam over ``limit``, symbols the model cannot read."""
     if beam > limit:
         raise ApiError(400, "invalid_option", f"beam must be at most {limit}, not {beam}")
+    if symbols is not None:
+        allowed_classes(solver.spec.charset, symbols)  # a ConfigError is answered 400 invalid_option
 
 
 def _is_multipart(request: Request) -> bool:
@@ -167,11 +176,13 @@ def _decode(upload: Upload, max_pixels: int) -> Image.Image:
         raise type(error)(f"{upload.label}: {error}") from None
 
 
-def _solve_one(solver: Solver, upload: Upload, max_pixels: int, beam: int) -> Prediction:
-    return solver.solve(_decode(upload, max_pixels), beam_width=beam)
+def _solve_one(solver: Solver, upload: Upload, max_pixels: int, beam: int, symbols: str | None) -> Prediction:
+    return solver.solve(_decode(upload, max_pixels), beam_width=beam, symbols=symbols)
 
 
-def _solve_many(solver: Solver, name: str, uploads: list[Upload], max_pixels: int, beam: int) -> list[BatchItem]:
+def _solve_many(
+    solver: Solver, name: str, uploads: list[Upload], max_pixels: int, beam: int, symbols: str | None
+) -> list[BatchItem]:
     images: dict[int, Image.Image] = {}
     failures: dict[int, ErrorDetail] = {}
     for index, upload in enumerate(uploads):
@@ -179,7 +190,7 @@ def _solve_many(solver: Solver, name: str, uploads: list[Upload], max_pixels: in
             images[index] = _decode(upload, max_pixels)
         except ImageError as error:
             failures[index] = ErrorDetail(code=describe(error)[1], message=str(error))
-    predictions = dict(zip(images, solver.solve_batch(list(images.values()), beam_width=beam)))
+    predictions = dict(zip(images, solver.solve_batch(list(images.values()), beam_width=beam, symbols=symbols)))
     return [
         BatchFailed(filename=upload.filename, error=failures[index])
         if index in failures

@@ -14,7 +14,7 @@ from rich.text import Text
 from ..evaluate import Evaluation, evaluate_folder, render_grid
 from ..labels import scan_folder
 from .app import app, console
-from .solve import EXIT_SOME_FAILED, progress_callback
+from .solve import EXIT_SOME_FAILED, BatchSize, Beam, Symbols, progress_callback
 
 CONFUSIONS_SHOWN = 10
 
@@ -31,12 +31,9 @@ def evaluate(
         bool, typer.Option("--case-insensitive", help="Count a reading that differs only in case as right.")
     ] = False,
     worst: Annotated[int, typer.Option(min=0, help="How many wrong readings to list.")] = 10,
-    beam: Annotated[int, typer.Option(min=0, help="Beam search width; 0 decodes greedily.")] = 0,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images run through the model at once.")] = 64,
-    symbols: Annotated[
-        str | None,
-        typer.Option(help="Read only these symbols, e.g. a site's alphabet without 0/O and 1/I (default: all the model's)."),
-    ] = None,
+    beam: Beam = 0,
+    batch_size: BatchSize = 64,
+    symbols: Symbols = None,
 ) -> None:
     """Sequence and character accuracy, accuracy per length, confusions and the worst readings.
 

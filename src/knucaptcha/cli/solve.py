@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -22,6 +22,15 @@ from .app import app, progress
 
 EXIT_SOME_FAILED = 1
 """Exit status when the command ran but some images could not be read (2 means it could not run)."""
+
+
+# Decoding options shared by ``solve`` and ``evaluate``, so both read the same way.
+Beam = Annotated[int, typer.Option(min=0, help="Beam search width; 0 decodes greedily (fastest).")]
+BatchSize = Annotated[int, typer.Option(min=1, help="Images run through the model at once.")]
+Symbols = Annotated[
+    Optional[str],
+    typer.Option(help="Read only these symbols, e.g. a site's alphabet without 0/O and 1/I (default: all the model's)."),
+]
 
 
 @contextmanager
@@ -65,12 +74,9 @@ def solve(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON list of {file, text, confidence, char_confidences}.")
     ] = False,
-    beam: Annotated[int, typer.Option(min=0, help="Beam search width; 0 decodes greedily (fastest).")] = 0,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images run through the model at once.")] = 64,
-    symbols: Annotated[
-        str | None,
-        typer.Option(help="Read only these symbols, e.g. a site's alphabet without 0/O and 1/I (default: all the model's)."),
-    ] = None,
+    beam: Beam = 0,
+    batch_size: BatchSize = 64,
+    symbols: Symbols = None,
 ) -> None:
     """Read captcha images: prints FILE<TAB>TEXT<TAB>CONFIDENCE per image.
 

@@ -161,6 +161,23 @@ def test_cli_collects_and_prelabels(server: str, tmp_path: Path, linear_model: P
     assert all(guesses[path.name].text == solver.solve(path).text for path in images)
 
 
+def test_cli_prelabels_with_a_sites_alphabet_and_checks_it_before_downloading(
+    server: str, tmp_path: Path, linear_model: Path
+) -> None:
+    from knucaptcha.inference import Solver
+
+    out = tmp_path / "new"
+    args = ["collect", f"{server}/captcha", "-n", "2", "--out", str(out), "--delay", "0", "--model", str(linear_model)]
+    result = CliRunner().invoke(cli, [*args, "--prelabel", "--symbols", "0123456789"])
+    assert result.exit_code == 0, result.output
+    guesses = read_prelabels(out / PRELABELS_NAME)
+    solver = Solver.load(linear_model)
+    assert all(guesses[path.name].text == solver.solve(path, symbols="0123456789").text for path in out.glob("*.png"))
+    for extra, message in ((["--symbols", "09"], "add --prelabel"), (["--prelabel", "--symbols", "0!"], "cannot read '!'")):
+        refused = CliRunner().invoke(cli, [*args[:5], str(tmp_path / "never"), *args[6:], *extra])
+        assert refused.exit_code == 2 and message in refused.output and not (tmp_path / "never").exists()
+
+
 def test_cli_exits_1_when_short_and_2_on_a_bad_url(server: str, tmp_path: Path) -> None:
     short = CliRunner().invoke(cli, ["collect", f"{server}/test/html", "-n", "1", "-o", str(tmp_path), "--delay", "0"])
     assert short.exit_code == 1

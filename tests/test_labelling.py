@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -179,6 +180,40 @@ def test_a_solver_fills_missing_guesses_once(tmp_path: Path, linear_model: Path)
     mtime = (folder / PRELABELS_NAME).stat().st_mtime_ns
     LabellingSession.open(folder, solver=solver)
     assert (folder / PRELABELS_NAME).stat().st_mtime_ns == mtime
+
+
+def test_guesses_can_be_restricted_to_a_sites_alphabet(tmp_path: Path, linear_model: Path) -> None:
+    from knucaptcha.inference import Solver
+
+    folder = make_folder(tmp_path / "f", {})
+    for name in ("_x.png", "_y.png", "_z.png"):
+        (folder / name).write_bytes(_png(len(name) + ord(name[1])))
+    (folder / PRELABELS_NAME).unlink()
+    solver = Solver.load(linear_model)
+    LabellingSession.open(folder, solver=solver, symbols="0123456789")
+    cached = read_prelabels(folder / PRELABELS_NAME)
+    assert {name: guess.text for name, guess in cached.items()} == {
+        name: solver.solve(folder / name, symbols="0123456789").text for name in ("_x.png", "_y.png", "_z.png")
+    }
+    assert all(set(guess.text) <= set("0123456789") for guess in cached.values())
+
+
+def test_the_label_service_guesses_with_its_alphabet_and_refuses_one_the_model_cannot_read(
+    tmp_path: Path, linear_model: Path
+) -> None:
+    from knucaptcha.web.app import create_app
+    from knucaptcha.web.settings import ServeSettings
+
+    folder = make_folder(tmp_path / "f", {})
+    (folder / "_x.png").write_bytes(_png(7))
+    (folder / PRELABELS_NAME).unlink()
+    settings = ServeSettings(models=(("linear", str(linear_model)),), captcha_seed=0, label_dir=folder)
+    with TestClient(create_app(replace(settings, label_symbols="0123456789"))) as client:
+        guess = client.get("/label/api/state").json()["current"]["guess"]
+    assert set(guess) <= set("0123456789")
+    (folder / PRELABELS_NAME).unlink()
+    with pytest.raises(ConfigError, match="cannot read 'a'"):
+        create_app(replace(settings, label_symbols="a"))
 
 
 def test_malformed_prelabels_are_a_label_error(folder: Path) -> None:

@@ -74,10 +74,17 @@ def write_prelabels(path: str | os.PathLike[str], guesses: Mapping[str, Guess]) 
 
 
 def guess_files(
-    solver: Solver, paths: Sequence[Path], *, on_progress: ProgressCallback | None = None
+    solver: Solver,
+    paths: Sequence[Path],
+    *,
+    symbols: str | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> dict[str, Guess]:
-    """The model's guess for each readable file in ``paths``, keyed by file name; unreadable files are left out."""
-    solved = solve_files(solver, paths, on_progress=on_progress)
+    """The model's guess for each readable file in ``paths``, keyed by file name; unreadable files are left out.
+
+    ``symbols`` restricts the guesses to a site's alphabet (see :meth:`Solver.solve`).
+    """
+    solved = solve_files(solver, paths, symbols=symbols, on_progress=on_progress)
     return {
         item.path.name: Guess(item.prediction.text, item.prediction.confidence)
         for item in solved
@@ -86,16 +93,22 @@ def guess_files(
 
 
 def add_guesses(
-    folder: Path, solver: Solver, paths: Sequence[Path], *, on_progress: ProgressCallback | None = None
+    folder: Path,
+    solver: Solver,
+    paths: Sequence[Path],
+    *,
+    symbols: str | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> dict[str, Guess]:
     """Guess the files of ``paths`` not yet in ``folder``'s prelabels file, save them, and return all guesses.
 
-    Guesses already on file are kept as they are: an image is solved once.
+    Guesses already on file are kept as they are: an image is solved once
+    (``symbols``, as in :func:`guess_files`, applies to the new ones).
     """
     cache = folder / PRELABELS_NAME
     guesses = read_prelabels(cache)
     todo = [path for path in paths if path.name not in guesses]
     if todo:
-        guesses.update(guess_files(solver, todo, on_progress=on_progress))
+        guesses.update(guess_files(solver, todo, symbols=symbols, on_progress=on_progress))
         write_prelabels(cache, guesses)
     return guesses

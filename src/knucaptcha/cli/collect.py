@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
+from ..errors import ConfigError
 from .app import app, console, progress
+from .solve import Symbols
 
 EXIT_SHORT = 1
 """Exit status when the run ended with fewer images than asked for (2 means it could not run)."""
@@ -29,6 +31,7 @@ def collect(
     model: Annotated[
         str, typer.Option("--model", "-m", help="Model for --prelabel: a .onnx file or a bundled model's name.")
     ] = "default",
+    symbols: Symbols = None,
 ) -> None:
     """Download COUNT new captchas from URL into OUT, skipping duplicates and anything that is not an image.
 
@@ -38,10 +41,16 @@ def collect(
     """
     from ..collect import CollectConfig
     from ..collect import collect as run_collect
+    from ..ctc import allowed_classes
     from ..inference import Solver
 
     config = CollectConfig(url, count, concurrency, delay, timeout, retries, backoff)
-    solver = Solver.load(model) if prelabel else None  # fail on a bad model before downloading anything
+    if symbols is not None and not prelabel:
+        raise ConfigError("--symbols restricts --prelabel's guesses; add --prelabel")
+    # Fail on a bad model or alphabet before downloading anything.
+    solver = Solver.load(model) if prelabel else None
+    if solver is not None and symbols is not None:
+        allowed_classes(solver.spec.charset, symbols)
     with progress() as bar:
         task = bar.add_task("collecting", total=count)
         report = run_collect(config, out, on_progress=lambda done: bar.advance(task, done))
@@ -57,7 +66,9 @@ def collect(
 
         with progress() as bar:
             task = bar.add_task("prelabelling", total=len(report.saved))
-            add_guesses(out, solver, list(report.saved), on_progress=lambda done: bar.advance(task, done))
+            add_guesses(
+                out, solver, list(report.saved), symbols=symbols, on_progress=lambda done: bar.advance(task, done)
+            )
         console.print(f"wrote the model's guesses to {out / PRELABELS_NAME}", highlight=False)
     if len(report.saved) < count:
         raise typer.Exit(EXIT_SHORT)

@@ -10,6 +10,7 @@ import typer
 
 from ..labelling import WRITE_MODES
 from .app import app, console
+from .solve import Symbols
 
 WriteMode = Enum("WriteMode", {mode: mode for mode in WRITE_MODES}, type=str)  # type: ignore[misc]
 """The ``--write`` choices, built from :data:`knucaptcha.labelling.WRITE_MODES` so they cannot drift."""
@@ -27,6 +28,7 @@ def label(
         WriteMode,
         typer.Option(help="csv: add rows to labels.csv; rename: rename files LABEL_<n>.ext; both."),
     ] = WriteMode.csv,  # type: ignore[attr-defined]
+    symbols: Symbols = None,
 ) -> None:
     """Serve the labelling page for FOLDER at http://HOST:PORT/label.
 
@@ -34,7 +36,8 @@ def label(
     labels.csv; without one, named without a label: nothing before the
     first '_', as collect names them), least confident guess first. Enter saves,
     typing corrects, Esc skips, Ctrl+Z undoes. Files are never overwritten or
-    deleted. The model's guesses are cached in FOLDER/prelabels.csv.
+    deleted. The model's guesses are cached in FOLDER/prelabels.csv (--symbols
+    applies to images not guessed yet).
     """
     import uvicorn  # FastAPI and uvicorn load only for this command
 
@@ -42,7 +45,12 @@ def label(
     from ..web.settings import ServeSettings, parse_model_option
 
     settings = ServeSettings(
-        models=(parse_model_option(model),), host=host, port=port, label_dir=folder, label_write=write.value
+        models=(parse_model_option(model),),
+        host=host,
+        port=port,
+        label_dir=folder,
+        label_write=write.value,
+        label_symbols=symbols,
     )
     application = create_app(settings)  # scans FOLDER and guesses its labels (once) before the port opens
     console.print(f"labelling {folder}: open http://{host}:{port}/label  (Ctrl+C stops)", highlight=False)

@@ -50,7 +50,9 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app.include_router(_info_router(models))
     app.include_router(captcha_router(captchas))
     if settings.label_dir is not None:
-        session = LabellingSession.open(settings.label_dir, write=settings.label_write, solver=models.get()[1])
+        session = LabellingSession.open(
+            settings.label_dir, write=settings.label_write, solver=models.get()[1], symbols=settings.label_symbols
+        )
         app.include_router(labelling_router(session))
     app.include_router(_page_router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -66,6 +66,8 @@ class ServeSettings:
         label_dir: a folder to serve the labelling page (``/label``) for.
         label_write: how that page writes labels: ``csv``, ``rename`` or ``both``
             (see :mod:`knucaptcha.labelling`).
+        label_symbols: the only symbols that page's guesses may use (a site's
+            alphabet); ``None`` for all of the model's.
     """
 
     models: tuple[ModelEntry, ...] = (("default", "default"),)
@@ -83,6 +85,7 @@ class ServeSettings:
     captcha_ttl_seconds: float = 600.0
     label_dir: Path | None = None
     label_write: str = "csv"
+    label_symbols: str | None = None
 
     def __post_init__(self) -> None:
         if not self.models:

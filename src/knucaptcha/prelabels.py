@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .ctc import allowed_classes
 from .errors import LabelError
 from .evaluate import ProgressCallback, solve_files
 from .fileops import write_text_atomically
@@ -105,6 +106,8 @@ def add_guesses(
     Guesses already on file are kept as they are: an image is solved once
     (``symbols``, as in :func:`guess_files`, applies to the new ones).
     """
+    if symbols is not None:
+        allowed_classes(solver.spec.charset, symbols)  # refuse a bad alphabet even when nothing is left to guess
     cache = folder / PRELABELS_NAME
     guesses = read_prelabels(cache)
     todo = [path for path in paths if path.name not in guesses]

@@ -1,0 +1,83 @@
+"""benchmarks/person_reading.py: blind reading sheets of what the model sees, and their score."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from knucaptcha.generator import generate_samples, get_style
+from knucaptcha.preprocess import to_input
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "person_reading.py"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def sheet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sheets of the default's misreadings among 20 hard captchas, plus 3 of its right readings."""
+    out = tmp_path_factory.mktemp("reading") / "sheet"
+    done = run("sheet", str(out), "--difficulty", "hard", "--count", "20", "--errors-plus", "3")
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_sheet_shows_every_misreading_plus_the_right_readings_asked_for(sheet: Path) -> None:
+    key = json.loads((sheet / "key.json").read_text())
+    shown = key["shown"]
+    wrong = [item for item in shown if item["model"] != item["label"]]
+    assert wrong and len(wrong) == key["count"] - key["model_right"]
+    assert len(shown) == len(wrong) + 3
+    assert len({item["index"] for item in shown}) == len(shown)
+    pages = (len(shown) + 15) // 16
+    assert sorted(path.name for path in sheet.glob("sheet-*.png")) == [f"sheet-{n:02d}.png" for n in range(pages)]
+
+
+def test_sheet_cells_are_the_model_input_enlarged_in_ink_on_white(sheet: Path) -> None:
+    key = json.loads((sheet / "key.json").read_text())
+    samples = list(generate_samples(get_style("knu", "hard"), key["seed"], key["count"]))
+    page = np.asarray(Image.open(sheet / "sheet-00.png"))
+    for item in key["shown"][:2]:
+        plane = to_input(samples[item["index"]].image)[0]  # (35, 140), ink 1
+        column = item["n"] % 2
+        left, top = column * (140 * 3 + 10), 16
+        cell = page[top : top + 35 * 3, left : left + 140 * 3]
+        expected = np.repeat(np.repeat(plane, 3, axis=0), 3, axis=1)
+        assert np.array_equal(cell == 0, expected == 1)
+
+
+def test_score_counts_the_readers_hits_in_each_group(sheet: Path, tmp_path: Path) -> None:
+    shown = json.loads((sheet / "key.json").read_text())["shown"]
+    wrong = sum(item["model"] != item["label"] for item in shown)
+    readings = [item["label"] for item in shown]
+    readings[0] = "?" * len(readings[0])  # the reader gives up on the first image
+    first_wrong = shown[0]["model"] != shown[0]["label"]
+    (tmp_path / "mine.txt").write_text("\n".join(readings))
+    done = run("score", str(sheet), str(tmp_path / "mine.txt"))
+    assert done.returncode == 0, done.stderr
+    assert f"| the model misreads | {wrong} | {wrong - first_wrong} (" in done.stdout
+    assert f"| the model reads | 3 | {3 - (not first_wrong)} (" in done.stdout
+    assert f"read by the person, misread by the model ({wrong - first_wrong})" in done.stdout
+
+
+def test_score_refuses_a_readings_file_of_the_wrong_length(sheet: Path, tmp_path: Path) -> None:
+    (tmp_path / "short.txt").write_text("ABCD")
+    done = run("score", str(sheet), str(tmp_path / "short.txt"))
+    assert done.returncode != 0
+    assert done.stderr.strip().startswith("error:") and "1 readings for" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_sheet_never_writes_into_a_folder_that_holds_files(sheet: Path) -> None:
+    before = {path: path.read_bytes() for path in sheet.iterdir()}
+    done = run("sheet", str(sheet), "--count", "4")
+    assert done.returncode != 0 and "not empty" in done.stderr
+    assert {path: path.read_bytes() for path in sheet.iterdir()} == before

@@ -126,6 +126,31 @@ def test_demo_page_solves_an_uploaded_captcha(
     screenshot(page, "demo")
 
 
+def test_demo_page_reads_within_the_alphabet_typed(
+    page: Page, site: tuple[str, Path], shipped_model: Path, tmp_path: Path
+) -> None:
+    url, _ = site
+    page.goto(f"{url}/")
+    solver = Solver.load(shipped_model)
+    upload = tmp_path / "upload.png"
+    upload.write_bytes(readable_samples(solver, 1)[0])
+    reading = solver.solve(upload).text
+    page.set_input_files("#file", str(upload))
+    expect(page.locator("#result-text")).to_have_text(reading)
+
+    alphabet = solver.spec.charset.symbols.replace(reading[0], "")  # the first symbol read is not allowed
+    told = solver.solve(upload, symbols=alphabet).text
+    assert reading[0] not in told
+    page.fill("#symbols", alphabet)
+    page.press("#symbols", "Enter")
+    expect(page.locator("#result-text")).to_have_text(told)
+
+    page.fill("#symbols", "ab?")  # not symbols this model reads: the server's 400 is shown
+    page.press("#symbols", "Enter")
+    expect(page.locator("#error")).to_contain_text("the model cannot read")
+    expect(page.locator("#result-text")).to_have_text("")
+
+
 def test_label_page_labels_skips_and_undoes_on_disk(page: Page, site: tuple[str, Path]) -> None:
     url, folder = site
     guesses = read_prelabels(folder / PRELABELS_NAME)

@@ -1,5 +1,6 @@
-// The demo page: read a generated sample or an image of the user's with /v1/solve, and show
-// the reading with a coloured box per character (red: unsure, green: sure). No build step.
+// The demo page: read a generated sample or an image of the user's with /v1/solve (optionally
+// told the site's alphabet), and show the reading with a coloured box per character (red:
+// unsure, green: sure). No build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -43,8 +44,11 @@ async function solve() {
   if (!state.image) return;
   const form = new FormData();
   form.append("file", state.image, state.image.name || "image");
-  const model = $("model").value;
-  const url = model ? `/v1/solve?model=${encodeURIComponent(model)}` : "/v1/solve";
+  const query = new URLSearchParams();
+  if ($("model").value) query.set("model", $("model").value);
+  const symbols = $("symbols").value.trim();
+  if (symbols) query.set("symbols", symbols);
+  const url = `/v1/solve?${query}`;
   $("result").setAttribute("aria-busy", "true");
   try {
     const response = await fetch(url, { method: "POST", body: form });
@@ -124,6 +128,7 @@ async function loadModels() {
 function setUp() {
   $("new-sample").addEventListener("click", newSample);
   $("model").addEventListener("change", solve);
+  $("symbols").addEventListener("change", solve); // on Enter or leaving the field, not on every key
   $("file").addEventListener("change", (event) => useFile(event.target.files[0]));
   $("practice-form").addEventListener("submit", check);
 

@@ -11,7 +11,10 @@ errors can be told apart from images that no longer show their label.
     python benchmarks/person_reading.py score out/read-mixed benchmarks/readings/default-mixed-770001.txt
 
 ``sheet`` shows the images as the model sees them (the preprocessed, binarized
-input, enlarged 3×), numbered, shuffled and without labels. With
+input, enlarged 3×), numbered, shuffled and without labels. They are generated
+captchas, or with ``--data DIR`` the first ``--count`` images of a labelled
+folder (real captchas, or a benchmark's test set such as
+``benchmarks/adaptation.py``'s ``WORK/test``). With
 ``--errors-plus K`` it shows only the model's misreadings among ``--count``
 images, plus K of its right readings shuffled in, so the person cannot tell
 which are which; ``score`` then estimates the person's accuracy on all
@@ -31,9 +34,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from heldout import HELDOUT_SEED
+from knucaptcha.errors import KnucaptchaError, LabelError
 from knucaptcha.generator import encode_png, generate_samples, get_style
 from knucaptcha.inference import Solver
-from knucaptcha.preprocess import to_input
+from knucaptcha.labels import scan_folder
+from knucaptcha.preprocess import ImageSource, to_input
 
 SCALE = 3
 """Enlargement of each image on the sheet (nearest neighbour, so pixels stay pixels)."""
@@ -47,39 +52,54 @@ def make_sheet(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         sys.exit(f"error: {out} is not empty; choose a new folder (nothing is overwritten)")
-    solver = Solver.load(args.model)
-    style = get_style(args.style, args.difficulty)
-    samples = list(generate_samples(style, args.seed, args.count))
-    readings = [p.text for p in solver.solve_batch([encode_png(s.image) for s in samples])]
-    wrong = [i for i, (s, text) in enumerate(zip(samples, readings)) if text != s.label]
-    right = [i for i, (s, text) in enumerate(zip(samples, readings)) if text == s.label]
+    try:
+        solver = Solver.load(args.model)
+        images, labels, notes, source = _captchas(args)
+    except KnucaptchaError as error:
+        sys.exit(f"error: {error}")
+    readings = [p.text for p in solver.solve_batch(images)]
+    wrong = [i for i, (label, text) in enumerate(zip(labels, readings)) if text != label]
+    right = [i for i, (label, text) in enumerate(zip(labels, readings)) if text == label]
     shuffler = random.Random(SHUFFLE_SEED)
     if args.errors_plus is None:
-        shown = list(range(len(samples)))
+        shown = list(range(len(images)))
     else:
         shown = wrong + shuffler.sample(right, min(args.errors_plus, len(right)))
     shuffler.shuffle(shown)
 
     out.mkdir(parents=True, exist_ok=True)
-    planes = [to_input(samples[i].image, solver.spec.preprocess)[0] for i in shown]
+    planes = [to_input(images[i], solver.spec.preprocess)[0] for i in shown]
     for first in range(0, len(shown), PER_SHEET):
         _draw_sheet(planes[first : first + PER_SHEET], first).save(out / f"sheet-{first // PER_SHEET:02d}.png")
     key = {
         "model": args.model,
-        "style": args.style,
-        "difficulty": args.difficulty,
-        "seed": args.seed,
-        "count": args.count,
+        "source": source,
+        "count": len(images),
         "model_right": len(right),
         "errors_only": args.errors_plus is not None,
         "shown": [
-            {"n": n, "index": i, "label": samples[i].label, "model": readings[i], "font": samples[i].font}
+            {"n": n, "index": i, "label": labels[i], "model": readings[i], "note": notes[i]}
             for n, i in enumerate(shown)
         ],
     }
     (out / "key.json").write_text(json.dumps(key, indent=1), encoding="utf-8")
     print(f"{len(shown)} images on {(len(shown) + PER_SHEET - 1) // PER_SHEET} sheets in {out} "
-          f"(the model misreads {len(wrong)} of {len(samples)})")
+          f"(the model misreads {len(wrong)} of {len(images)})")
+
+
+def _captchas(args: argparse.Namespace) -> tuple[list[ImageSource], list[str], list[str], str]:
+    """The images to read, their labels, a note on each (font or file name) and where they came from."""
+    if args.data is not None:
+        items = scan_folder(args.data)[: args.count]
+        if not items:
+            raise LabelError(f"{args.data} holds no labelled image")
+        return [item.path for item in items], [item.label for item in items], [item.path.name for item in items], (
+            f"the first {len(items)} labelled images of {args.data}"
+        )
+    samples = list(generate_samples(get_style(args.style, args.difficulty), args.seed, args.count))
+    return [encode_png(sample.image) for sample in samples], [sample.label for sample in samples], [
+        sample.font for sample in samples
+    ], f"{args.count} generated {args.style} captchas, {args.difficulty}, seed {args.seed}"
 
 
 def _draw_sheet(planes: list[np.ndarray], first: int) -> Image.Image:
@@ -114,7 +134,7 @@ def score_sheet(args: argparse.Namespace) -> None:
         group[0] += 1
         group[1] += reading == item["label"]
         if reading == item["label"] != item["model"]:
-            saved.append(f"#{item['n']} {item['label']} (model {item['model']}, {item['font']})")
+            saved.append(f"#{item['n']} {item['label']} (model {item['model']}, {item['note']})")
 
     count = key["count"]
     wrong_shown, wrong_read = groups["model wrong"]
@@ -122,7 +142,7 @@ def score_sheet(args: argparse.Namespace) -> None:
     # Every model error is shown; the right readings shown are a random share of all of them.
     right_rate = right_read / right_shown if right_shown else 1.0
     person_estimate = (wrong_read + right_rate * key["model_right"]) / count if key["errors_only"] else None
-    print(f"model {key['model']}, {key['style']} {key['difficulty']}, seed {key['seed']}, {count} images\n")
+    print(f"model {key['model']}; {key['source']}\n")
     print("| images shown | count | the person reads |")
     print("|---|---:|---:|")
     print(f"| the model misreads | {wrong_shown} | {wrong_read} ({_share(wrong_read, wrong_shown)}) |")
@@ -149,7 +169,8 @@ def main() -> None:
     sheet.add_argument("--style", default="knu", help="Generator style (default: knu).")
     sheet.add_argument("--difficulty", default="mixed", help="easy, medium, hard or mixed (default: mixed).")
     sheet.add_argument("--seed", type=int, default=HELDOUT_SEED, help=f"Image seed (default {HELDOUT_SEED}).")
-    sheet.add_argument("--count", type=int, default=2000, help="Images generated (default 2000).")
+    sheet.add_argument("--count", type=int, default=2000, help="Images generated or taken from --data (default 2000).")
+    sheet.add_argument("--data", help="A labelled folder to read instead of generated captchas (sorted by name).")
     sheet.add_argument("--errors-plus", type=int, metavar="K",
                        help="Show only the model's misreadings plus K of its right readings.")
     sheet.set_defaults(run=make_sheet)

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from knucaptcha.generator import generate_samples, get_style
+from knucaptcha.generator import generate_samples, get_style, write_dataset
 from knucaptcha.preprocess import to_input
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "person_reading.py"
+HELDOUT_SEED = 770001  # the sheet's default seed (benchmarks/heldout.py)
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -43,7 +44,7 @@ def test_sheet_shows_every_misreading_plus_the_right_readings_asked_for(sheet: P
 
 def test_sheet_cells_are_the_model_input_enlarged_in_ink_on_white(sheet: Path) -> None:
     key = json.loads((sheet / "key.json").read_text())
-    samples = list(generate_samples(get_style("knu", "hard"), key["seed"], key["count"]))
+    samples = list(generate_samples(get_style("knu", "hard"), HELDOUT_SEED, key["count"]))
     page = np.asarray(Image.open(sheet / "sheet-00.png"))
     for item in key["shown"][:2]:
         plane = to_input(samples[item["index"]].image)[0]  # (35, 140), ink 1
@@ -81,3 +82,21 @@ def test_sheet_never_writes_into_a_folder_that_holds_files(sheet: Path) -> None:
     done = run("sheet", str(sheet), "--count", "4")
     assert done.returncode != 0 and "not empty" in done.stderr
     assert {path: path.read_bytes() for path in sheet.iterdir()} == before
+
+
+def test_sheet_reads_a_labelled_folder_in_name_order(tmp_path: Path) -> None:
+    folder = tmp_path / "real"
+    write_dataset(folder, get_style("knu", "easy"), 6, seed=3)
+    done = run("sheet", str(tmp_path / "sheet"), "--data", str(folder), "--count", "4")
+    assert done.returncode == 0, done.stderr
+    key = json.loads((tmp_path / "sheet" / "key.json").read_text())
+    first_four = sorted(path.name for path in folder.glob("*.png"))[:4]
+    assert key["count"] == 4 and sorted(item["note"] for item in key["shown"]) == first_four
+    assert all(item["note"].startswith(item["label"]) for item in key["shown"])
+
+
+def test_sheet_refuses_a_folder_without_labelled_images(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    done = run("sheet", str(tmp_path / "sheet"), "--data", str(tmp_path / "empty"))
+    assert done.returncode != 0 and done.stderr.strip() == f"error: {tmp_path / 'empty'} holds no labelled image"
+    assert not (tmp_path / "sheet").exists()

@@ -7,10 +7,14 @@ solver (decode, preprocess, ONNX Runtime, greedy CTC).
     python benchmarks/heldout.py                       # the shipped default model, knu style
     python benchmarks/heldout.py --model runs/x/model.onnx --count 2000 --style knu
     python benchmarks/heldout.py --charset ABCDEFGHJKLMNPQRSTUVWXYZ23456789   # a site's own alphabet
+    python benchmarks/heldout.py --length 4                                   # told every captcha has 4
 
 ``--charset`` draws the test labels from that alphabet instead of the style's
 and scores two readings: as the model reads them, and told the alphabet
 (``Solver.solve_batch(symbols=...)``, ``knucaptcha solve --symbols``).
+``--length`` likewise scores a second reading told the number of symbols
+(``Solver.solve_batch(length=...)``, ``knucaptcha solve --length``); with both,
+the second reading is told both.
 """
 
 from __future__ import annotations
@@ -35,12 +39,15 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000, help="Images per difficulty level (default 2000).")
     parser.add_argument("--seed", type=int, default=HELDOUT_SEED, help=f"Test seed (default {HELDOUT_SEED}).")
     parser.add_argument("--charset", help="Draw the labels from these symbols; also score readings told them.")
+    parser.add_argument("--length", type=int, help="Also score readings told every label has this many symbols.")
     parser.add_argument("--json", dest="json_out", help="Also write the figures to this JSON file.")
     args = parser.parse_args()
 
     solver = Solver.load(args.model)
     rows = []
     overrides = {} if args.charset is None else {"charset": args.charset}
+    told_options = {"symbols": args.charset, "length": args.length}
+    told_what = " and ".join(what for what, given in (("the alphabet", args.charset), ("the length", args.length)) if given)
     for difficulty in DIFFICULTIES:
         samples = list(generate_samples(get_style(args.style, difficulty, **overrides), args.seed, args.count))
         images = [encode_png(sample.image) for sample in samples]
@@ -58,14 +65,14 @@ def main() -> None:
                 "top_confusions": scores.confusions[:3],
             }
         )
-        if args.charset is not None:
-            told = [prediction.text for prediction in solver.solve_batch(images, symbols=args.charset)]
+        if told_what:
+            told = [prediction.text for prediction in solver.solve_batch(images, **told_options)]
             rows[-1]["told_sequence_accuracy"] = score([sample.label for sample in samples], told).sequence_accuracy
 
     alphabet = "" if args.charset is None else f", labels from {args.charset}"
     print(f"model {args.model} ({solver.metadata.get('knucaptcha.preset', '?')}), style {args.style}{alphabet}, "
           f"seed {args.seed}, {args.count} images per level, load average {os.getloadavg()[0]:.1f}\n")
-    told_header = "" if args.charset is None else " told the alphabet |"
+    told_header = f" told {told_what} |" if told_what else ""
     print(f"| difficulty | images | sequence accuracy | character accuracy | top confusions |{told_header}")
     print("|---|---|---|---|---|" + ("---|" if told_header else ""))
     for row in rows:
@@ -74,7 +81,14 @@ def main() -> None:
         print(f"| {row['difficulty']} | {row['count']} | {row['sequence_accuracy']:.2%} | "
               f"{row['char_accuracy']:.2%} | {confusions} |{told}")
     if args.json_out:
-        report = {"model": args.model, "style": args.style, "charset": args.charset, "seed": args.seed, "rows": rows}
+        report = {
+            "model": args.model,
+            "style": args.style,
+            "charset": args.charset,
+            "length": args.length,
+            "seed": args.seed,
+            "rows": rows,
+        }
         with open(args.json_out, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2)
 

@@ -15,6 +15,7 @@ from knucaptcha.ctc import (
     Prediction,
     allowed_classes,
     beam_decode,
+    fixed_length_decode,
     greedy_decode,
     greedy_decode_batch,
     restrict,
@@ -195,3 +196,54 @@ def test_a_restricted_reading_takes_the_best_allowed_symbol_with_renormalized_co
     assert reading.text == "B"
     assert reading.confidence == pytest.approx(0.3 / 0.4)
     assert beam_decode(kept, ABC, beam_width=4).text == "B"
+
+
+def best_path_of_each_length(probs: np.ndarray) -> dict[int, float]:
+    """The probability of the most likely single alignment with each text length, by enumeration."""
+    best: dict[int, float] = defaultdict(float)
+    steps, classes = probs.shape
+    for path in itertools.product(range(classes), repeat=steps):
+        length = len(collapse(list(path)))
+        best[length] = max(best[length], float(np.prod(probs[np.arange(steps), path])))
+    return best
+
+
+def alignment_probability(probs: np.ndarray, prediction: Prediction) -> float:
+    """The most likely alignment of the predicted text, by enumeration (the decoder returns only the text)."""
+    steps, classes = probs.shape
+    wanted = ABC.encode(prediction.text)
+    return max(
+        float(np.prod(probs[np.arange(steps), path]))
+        for path in itertools.product(range(classes), repeat=steps)
+        if collapse(list(path)) == wanted
+    )
+
+
+@settings(max_examples=40)
+@given(seed=st.integers(0, 2**32), steps=st.integers(1, 6), length=st.integers(1, 6))
+def test_fixed_length_finds_the_best_alignment_of_that_length(seed: int, steps: int, length: int) -> None:
+    probs = random_probs(seed, steps, 4)
+    if length > steps:
+        with pytest.raises(ConfigError, match="1..%d" % steps):
+            fixed_length_decode(probs, ABC, length)
+        return
+    prediction = fixed_length_decode(probs, ABC, length)
+    assert len(prediction.text) == length
+    assert alignment_probability(probs, prediction) == pytest.approx(best_path_of_each_length(probs)[length])
+    assert len(prediction.char_confidences) == length
+
+
+@given(path=st.lists(st.integers(0, 3), min_size=1, max_size=20))
+def test_fixed_length_agrees_with_greedy_at_greedy_s_length(path: list[int]) -> None:
+    greedy = greedy_decode(peaked(path), ABC)
+    if greedy.text:
+        assert fixed_length_decode(peaked(path), ABC, len(greedy.text)) == greedy
+
+
+def test_fixed_length_restores_a_symbol_greedy_dropped() -> None:
+    probs = peaked([1, 0, 2, 0, 0, 3])  # A, B, C with a blank in between
+    probs[3] = [0.55, 0.05, 0.05, 0.35]  # a faint second C: greedy drops it
+    assert greedy_decode(probs, ABC).text == "ABC"
+    four = fixed_length_decode(probs, ABC, 4)
+    assert four.text == "ABCC"
+    assert four.char_confidences == pytest.approx((0.99, 0.99, 0.35, 0.99))

@@ -31,7 +31,13 @@ class ScriptedSolver:
         self._readings = list(readings)
 
     def solve_batch(
-        self, images: Sequence[object], *, beam_width: int = 0, batch_size: int = 64, symbols: str | None = None
+        self,
+        images: Sequence[object],
+        *,
+        beam_width: int = 0,
+        batch_size: int = 64,
+        symbols: str | None = None,
+        length: int | None = None,
     ) -> list[Prediction]:
         taken, self._readings = self._readings[: len(images)], self._readings[len(images) :]
         return [Prediction(text, confidence, (confidence,) * len(text)) for text, confidence in taken]
@@ -100,7 +106,7 @@ def test_correctness_worst_and_json(captcha_folder: Path) -> None:
     assert [row.label for row in evaluation.worst(1)] == ["GH78"]
     assert evaluation.worst(0) == []
     summary = json.loads(json.dumps(evaluation.to_dict(worst=1)))
-    assert set(summary) == {"model", "case_sensitive", "symbols", "scores", "worst", "unreadable", "items"}
+    assert set(summary) == {"model", "case_sensitive", "symbols", "length", "scores", "worst", "unreadable", "items"}
     assert summary["scores"]["confusions"] == [{"expected": "4", "got": "A", "count": 1}]
     assert summary["worst"] == [
         {"file": str(items[3].path), "label": "GH78", "text": "", "confidence": 0.2, "char_confidences": [],
@@ -192,6 +198,16 @@ def test_cli_tables(linear_model: Path, captcha_folder: Path) -> None:
     assert result.exit_code == 0, result.stderr
     for heading in ("sequence accuracy", "character accuracy", "By label length", "Worst readings"):
         assert heading in result.stdout
+
+
+def test_cli_reads_and_records_a_fixed_length(linear_model: Path, captcha_folder: Path) -> None:
+    told = runner.invoke(app, ["evaluate", str(linear_model), str(captcha_folder), "--json", "--length", "4"])
+    table = runner.invoke(app, ["evaluate", str(linear_model), str(captcha_folder), "--length", "4"])
+
+    assert told.exit_code == table.exit_code == 0, told.stderr
+    report = json.loads(told.stdout)
+    assert report["length"] == 4 and {len(item["text"]) for item in report["items"]} == {4}
+    assert "exactly 4" in table.stdout
 
 
 def test_cli_reports_unreadable_images_and_exits_1(linear_model: Path, broken_folder: Path) -> None:

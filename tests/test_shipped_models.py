@@ -54,6 +54,17 @@ def test_told_a_sites_alphabet_the_default_reads_more_of_its_captchas() -> None:
     assert score(labels, told).sequence_accuracy > score(labels, plain).sequence_accuracy
 
 
+def test_told_the_length_the_default_reads_more_hard_captchas_and_changes_only_wrong_length_readings() -> None:
+    samples = list(generate_samples(get_style("knu", "hard"), seed=123_459, count=300))
+    solver, labels = Solver.load("default"), [s.label for s in samples]
+    images = [s.image for s in samples]
+    plain = [p.text for p in solver.solve_batch(images)]
+    told = [p.text for p in solver.solve_batch(images, length=4)]
+    assert all(len(text) == 4 for text in told)
+    assert all(a == b for a, b in zip(plain, told) if len(a) == 4)
+    assert score(labels, told).sequence_accuracy > score(labels, plain).sequence_accuracy
+
+
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_the_shipped_weights_for_fine_tuning_match_the_onnx_model(name: str) -> None:
     style_name = SHIPPED[name][0]

@@ -86,6 +86,20 @@ def test_symbols_option_restricts_the_readings(linear_model: Path, captcha_folde
     assert refused.exit_code == 2 and refused.stderr == "error: the model cannot read '!'; its symbols are '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ'\n"
 
 
+def test_length_option_reads_exactly_that_many_symbols(linear_model: Path, captcha_folder: Path, solver: Solver) -> None:
+    paths = sorted(captcha_folder.glob("*.png"))
+    assert any(len(p.text) != 3 for p in solver.solve_batch(paths))  # untold, some readings have another length
+
+    result = solve(captcha_folder, "--json", "-m", linear_model, "--length", 3)
+
+    assert result.exit_code == 0, result.stderr
+    texts = [reading["text"] for reading in json.loads(result.stdout)]
+    assert texts == [p.text for p in solver.solve_batch(paths, length=3)] and {len(text) for text in texts} == {3}
+    refused = solve(paths[0], "-m", linear_model, "--length", 5)
+    assert refused.exit_code == 2
+    assert refused.stderr == "error: this model reads 1 to 4 symbols, so a reading length of 5 cannot be asked for\n"
+
+
 def test_broken_files_in_a_folder_are_reported_and_the_rest_read(
     linear_model: Path, broken_folder: Path
 ) -> None:

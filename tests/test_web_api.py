@@ -185,6 +185,20 @@ def test_symbols_restrict_a_reading_per_request(client: TestClient, linear_model
     assert "cannot read '!'" in refused.json()["error"]["message"]
 
 
+def test_length_fixes_the_number_of_symbols_per_request(client: TestClient, linear_model: Path, captcha: bytes) -> None:
+    solver = Solver.load(linear_model)
+    length = 1 if len(solver.solve(captcha).text) != 1 else 2  # a length the untold reading does not have
+    want = solver.solve(captcha, length=length)
+    told = client.post(f"/v1/solve?length={length}", content=captcha)
+    assert told.status_code == 200 and told.json()["text"] == want.text and len(want.text) == length
+    batch = client.post(f"/v1/solve/batch?length={length}", files=[("files", ("a.png", captcha))])
+    assert batch.json()[0]["text"] == want.text
+    for bad in (0, 5):
+        refused = client.post(f"/v1/solve?length={bad}", content=captcha)
+        assert refused.status_code == 400 and error_of(refused) == "invalid_option"
+        assert "reads 1 to 4 symbols" in refused.json()["error"]["message"]
+
+
 def test_multipart_without_the_file_field_is_400(client: TestClient, captcha: bytes) -> None:
     response = client.post("/v1/solve", files={"image": ("a.png", captcha)})
     assert response.status_code == 400 and error_of(response) == "missing_field"
@@ -317,7 +331,7 @@ def test_openapi_describes_every_endpoint(client: TestClient) -> None:
     )
     solve = schema["paths"]["/v1/solve"]["post"]
     assert {"multipart/form-data", "application/octet-stream"} <= set(solve["requestBody"]["content"])
-    assert {"model", "beam", "symbols"} <= {parameter["name"] for parameter in solve["parameters"]}
+    assert {"model", "beam", "symbols", "length"} <= {parameter["name"] for parameter in solve["parameters"]}
     assert client.get("/docs").status_code == 200
 
 

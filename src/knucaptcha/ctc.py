@@ -1,4 +1,4 @@
-"""Decoding CTC output into text with confidences: greedy and prefix beam search, in numpy.
+"""Decoding CTC output into text with confidences: greedy, prefix beam search and fixed length, in numpy.
 
 Every consumer (solver, evaluation, training's validation, export checks)
 decodes with these functions, so a model reads the same everywhere.
@@ -96,21 +96,26 @@ def greedy_decode_batch(probs: np.ndarray, charset: Charset) -> list[Prediction]
     The argmax and its probability are taken for the whole batch in two numpy
     calls; only the collapse of a few dozen frames per image runs in Python.
     """
-    predictions = []
-    for frames, frame_probs in zip(probs.argmax(axis=-1).tolist(), probs.max(axis=-1).tolist()):
-        classes: list[int] = []
-        confidences: list[float] = []
-        previous = BLANK
-        for cls, prob in zip(frames, frame_probs):
-            if cls != BLANK:
-                if cls != previous:
-                    classes.append(cls)
-                    confidences.append(prob)
-                elif prob > confidences[-1]:
-                    confidences[-1] = prob
-            previous = cls
-        predictions.append(_prediction(charset, classes, confidences, min(frame_probs)))
-    return predictions
+    return [
+        _collapse(charset, frames, frame_probs)
+        for frames, frame_probs in zip(probs.argmax(axis=-1).tolist(), probs.max(axis=-1).tolist())
+    ]
+
+
+def _collapse(charset: Charset, frames: list[int], frame_probs: list[float]) -> Prediction:
+    """The text of one alignment (merge repeats, drop blanks); each symbol's confidence is its best frame's."""
+    classes: list[int] = []
+    confidences: list[float] = []
+    previous = BLANK
+    for cls, prob in zip(frames, frame_probs):
+        if cls != BLANK:
+            if cls != previous:
+                classes.append(cls)
+                confidences.append(prob)
+            elif prob > confidences[-1]:
+                confidences[-1] = prob
+        previous = cls
+    return _prediction(charset, classes, confidences, min(frame_probs))
 
 
 def beam_decode(probs: np.ndarray, charset: Charset, beam_width: int = 8, prune: float = 1e-3) -> Prediction:
@@ -159,6 +164,55 @@ def beam_decode(probs: np.ndarray, charset: Charset, beam_width: int = 8, prune:
     best = max(sorted({*beams, greedy}), key=lambda prefix: _log_likelihood(log, prefix))
     classes = list(best)
     return _prediction(charset, classes, _aligned_confidences(probs, classes), float(probs.max(axis=-1).min()))
+
+
+def fixed_length_decode(probs: np.ndarray, charset: Charset, length: int) -> Prediction:
+    """The most probable single alignment of one ``(T, C)`` matrix whose text has exactly ``length`` symbols.
+
+    Greedy decoding is the most probable alignment of any length; this is the
+    same search (Viterbi) with the number of symbols written so far in the
+    state. A captcha site that always shows four symbols turns a reading that
+    dropped a thin ``I`` or doubled a wide ``W`` into the best four-symbol one.
+    Where greedy decoding already reads ``length`` symbols, the two agree.
+    Confidences are as in :func:`greedy_decode`.
+
+    Raises:
+        ConfigError: ``length`` is below 1 or above the number of frames.
+    """
+    steps, classes = probs.shape
+    if not 1 <= length <= steps:
+        raise ConfigError(f"the reading length must lie in 1..{steps} (one symbol a frame at most), not {length}")
+    log = np.log(np.clip(probs, 1e-30, 1.0)).astype(np.float64)
+    counts, labels = np.arange(length + 1), np.arange(classes)
+    # score[k, c]: the best alignment of the frames so far that has written k symbols and ends in class c.
+    score = np.full((length + 1, classes), -np.inf)
+    score[0, BLANK] = log[0, BLANK]
+    score[1] = log[0]
+    score[1, BLANK] = -np.inf
+    came_from = np.zeros((steps, length + 1, classes, 2), dtype=np.int64)  # (k, c) at the frame before
+    for step in range(1, steps):
+        best = score.argmax(axis=1)  # (k+1,): the best class to come from at each count
+        runner_up = np.argsort(score, axis=1)[:, -2]
+        # Writing symbol c anew: from one symbol fewer, ending in anything but c.
+        source = np.where(labels[None, :] == best[:-1, None], runner_up[:-1, None], best[:-1, None])  # (k, C)
+        write = np.full_like(score, -np.inf)
+        write[1:] = np.take_along_axis(score[:-1], source, axis=1)
+        writes = write > score  # otherwise c follows c and merges into the same symbol
+        came_count = np.where(writes, counts[:, None] - 1, counts[:, None])
+        came_label = np.where(writes, np.vstack([np.zeros((1, classes), np.int64), source]), labels[None, :])
+        following = np.maximum(write, score)
+        # A blank writes nothing and may follow any class.
+        following[:, BLANK] = score[counts, best]
+        came_count[:, BLANK], came_label[:, BLANK] = counts, best
+        score = following + log[step]
+        came_from[step, :, :, 0], came_from[step, :, :, 1] = came_count, came_label
+    count, label = length, int(score[length].argmax())
+    path = [label]
+    for step in range(steps - 1, 0, -1):
+        count, label = (int(value) for value in came_from[step, count, label])
+        path.append(label)
+    path.reverse()
+    return _collapse(charset, path, probs[np.arange(steps), path].tolist())
 
 
 def _states(classes: Sequence[int]) -> np.ndarray:

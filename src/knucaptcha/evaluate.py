@@ -62,17 +62,18 @@ def solve_files(
     beam_width: int = 0,
     batch_size: int = 64,
     symbols: str | None = None,
+    length: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> list[SolvedFile]:
     """Read every image file in ``paths``, ``batch_size`` at a time, in the given order.
 
     A file that cannot be decoded (or vanished since it was listed) yields a
     :class:`SolvedFile` with ``error`` set; the others are still read.
-    ``symbols`` restricts the readings as in :meth:`Solver.solve`.
+    ``symbols`` and ``length`` restrict the readings as in :meth:`Solver.solve`.
 
     Raises:
-        ConfigError: ``batch_size`` below 1, ``beam_width`` below 0, or
-            ``symbols`` the model cannot read.
+        ConfigError: ``batch_size`` below 1, ``beam_width`` below 0,
+            ``symbols`` the model cannot read, or a ``length`` it cannot give.
     """
     if batch_size < 1:
         raise ConfigError("batch_size must be positive")
@@ -86,7 +87,9 @@ def solve_files(
                 images.append(load_image(path))
             except (ImageError, MissingFileError) as error:
                 failures[path] = error
-        predictions = iter(solver.solve_batch(images, beam_width=beam_width, batch_size=batch_size, symbols=symbols))
+        predictions = iter(
+            solver.solve_batch(images, beam_width=beam_width, batch_size=batch_size, symbols=symbols, length=length)
+        )
         results.extend(
             SolvedFile(path, error=failures[path]) if path in failures else SolvedFile(path, next(predictions))
             for path in chunk
@@ -121,6 +124,7 @@ class Evaluation:
         scores: sequence and character accuracy, per-length accuracy, confusions.
         case_sensitive: whether ``a`` and ``A`` counted as different.
         symbols: the only symbols the readings could use, or ``None`` for all of the model's.
+        length: the number of symbols every reading was decoded to, or ``None`` for any.
     """
 
     model: str
@@ -129,6 +133,7 @@ class Evaluation:
     scores: Scores
     case_sensitive: bool
     symbols: str | None = None
+    length: int | None = None
 
     def worst(self, count: int) -> list[EvaluatedImage]:
         """Up to ``count`` wrong predictions, the least confident first (ties by path)."""
@@ -141,6 +146,7 @@ class Evaluation:
             "model": self.model,
             "case_sensitive": self.case_sensitive,
             "symbols": self.symbols,
+            "length": self.length,
             "scores": self.scores.to_dict(),
             "worst": [row.to_dict() for row in self.worst(worst)],
             "unreadable": [failure.to_dict() for failure in self.unreadable],
@@ -156,6 +162,7 @@ def evaluate_folder(
     beam_width: int = 0,
     batch_size: int = 64,
     symbols: str | None = None,
+    length: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> Evaluation:
     """Solve every labelled image of ``items`` and score the readings against the labels.
@@ -165,6 +172,7 @@ def evaluate_folder(
         case_sensitive: when false, a reading that differs from its label
             only in letter case counts as correct.
         symbols: read with only these symbols (see :meth:`Solver.solve`).
+        length: read exactly this many symbols (see :meth:`Solver.solve`).
 
     Raises:
         LabelError: ``items`` is empty, or no image in it could be read.
@@ -173,7 +181,13 @@ def evaluate_folder(
         raise LabelError("there are no labelled images to evaluate")
     paths = [item.path for item in items]
     solved = solve_files(
-        solver, paths, beam_width=beam_width, batch_size=batch_size, symbols=symbols, on_progress=on_progress
+        solver,
+        paths,
+        beam_width=beam_width,
+        batch_size=batch_size,
+        symbols=symbols,
+        length=length,
+        on_progress=on_progress,
     )
     rows: list[EvaluatedImage] = []
     unreadable: list[SolvedFile] = []
@@ -187,7 +201,7 @@ def evaluate_folder(
         raise LabelError(f"none of the {len(items)} labelled images could be read ({unreadable[0].error})")
     labels, texts = [row.label for row in rows], [row.prediction.text for row in rows]
     scores = score(labels, texts, case_sensitive=case_sensitive)
-    return Evaluation(solver.name, tuple(rows), tuple(unreadable), scores, case_sensitive, symbols)
+    return Evaluation(solver.name, tuple(rows), tuple(unreadable), scores, case_sensitive, symbols, length)
 
 
 def _same(label: str, text: str, case_sensitive: bool) -> bool:

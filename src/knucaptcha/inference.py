@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import litert  # light: it imports the LiteRT runtime only when a .tflite file is opened
-from .ctc import Prediction, allowed_classes, beam_decode, greedy_decode_batch, restrict, softmax
+from .ctc import Prediction, allowed_classes, beam_decode, fixed_length_decode, greedy_decode_batch, restrict, softmax
 from .errors import ConfigError, MissingFileError, ModelError
 from .preprocess import ImageSource, to_batch
 from .spec import METADATA_PREFIX, OUTPUT_KEY, ModelSpec
@@ -140,7 +140,9 @@ class Solver:
         output = self._backend.run(inputs)
         return softmax(output) if self._needs_softmax else output
 
-    def solve(self, image: ImageSource, *, beam_width: int = 0, symbols: str | None = None) -> Prediction:
+    def solve(
+        self, image: ImageSource, *, beam_width: int = 0, symbols: str | None = None, length: int | None = None
+    ) -> Prediction:
         """Read one image (bytes, path, PIL image or array).
 
         Args:
@@ -149,8 +151,13 @@ class Solver:
             symbols: if given, the only symbols the reading may contain (a
                 site's alphabet, e.g. one without ``0``/``O`` and ``1``/``I``);
                 a :class:`ConfigError` if the model cannot read one of them.
+            length: if given, the number of symbols every reading has (a site
+                whose captchas always show that many): a reading of another
+                length is decoded again as the most probable alignment of
+                exactly ``length`` symbols (:func:`~knucaptcha.ctc.fixed_length_decode`);
+                a :class:`ConfigError` outside 1 .. the model's ``max_length``.
         """
-        return self.solve_batch([image], beam_width=beam_width, symbols=symbols)[0]
+        return self.solve_batch([image], beam_width=beam_width, symbols=symbols, length=length)[0]
 
     def solve_batch(
         self,
@@ -159,12 +166,14 @@ class Solver:
         beam_width: int = 0,
         batch_size: int = 64,
         symbols: str | None = None,
+        length: int | None = None,
     ) -> list[Prediction]:
-        """Read several images, running the model on up to ``batch_size`` at a time (``symbols`` as in :meth:`solve`)."""
+        """Read several images, running the model on up to ``batch_size`` at a time (options as in :meth:`solve`)."""
         if beam_width < 0:
             raise ConfigError("beam_width must be 0 (greedy) or positive")
         if batch_size < 1:
             raise ConfigError("batch_size must be positive")
+        self.check_length(length)
         mask = None if symbols is None else allowed_classes(self.spec.charset, symbols)
         predictions: list[Prediction] = []
         for start in range(0, len(images), batch_size):
@@ -172,7 +181,20 @@ class Solver:
             if mask is not None:
                 probs = restrict(probs, mask)
             if beam_width:
-                predictions.extend(beam_decode(item, self.spec.charset, beam_width) for item in probs)
+                read = [beam_decode(item, self.spec.charset, beam_width) for item in probs]
             else:
-                predictions.extend(greedy_decode_batch(probs, self.spec.charset))
+                read = greedy_decode_batch(probs, self.spec.charset)
+            if length is not None:
+                read = [
+                    fixed_length_decode(item, self.spec.charset, length) if len(reading.text) != length else reading
+                    for item, reading in zip(probs, read)
+                ]
+            predictions.extend(read)
         return predictions
+
+    def check_length(self, length: int | None) -> None:
+        """Refuse a reading length this model cannot give (see :meth:`solve`); ``None`` means any."""
+        if length is not None and not 1 <= length <= self.spec.max_length:
+            raise ConfigError(
+                f"this model reads 1 to {self.spec.max_length} symbols, so a reading length of {length} cannot be asked for"
+            )

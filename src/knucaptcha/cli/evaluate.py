@@ -14,7 +14,7 @@ from rich.text import Text
 from ..evaluate import Evaluation, evaluate_folder, render_grid
 from ..labels import scan_folder
 from .app import app, console
-from .solve import EXIT_SOME_FAILED, BatchSize, Beam, Symbols, progress_callback
+from .solve import EXIT_SOME_FAILED, BatchSize, Beam, Length, Symbols, progress_callback
 
 CONFUSIONS_SHOWN = 10
 
@@ -34,6 +34,7 @@ def evaluate(
     beam: Beam = 0,
     batch_size: BatchSize = 64,
     symbols: Symbols = None,
+    length: Length = None,
 ) -> None:
     """Sequence and character accuracy, accuracy per length, confusions and the worst readings.
 
@@ -52,6 +53,7 @@ def evaluate(
             beam_width=beam,
             batch_size=batch_size,
             symbols=symbols,
+            length=length,
             on_progress=advance,
         )
     for failure in evaluation.unreadable:
@@ -77,6 +79,7 @@ def _print_report(evaluation: Evaluation, worst: int, out: Console) -> None:
     summary.add_row("character error rate", f"{scores.cer:.4f}")
     summary.add_row("letter case", "counted" if evaluation.case_sensitive else "ignored")
     summary.add_row("symbols read", evaluation.symbols or "all the model's")
+    summary.add_row("reading length", "any" if evaluation.length is None else f"exactly {evaluation.length}")
     out.print(summary)
 
     lengths = Table("label length", "images", "sequence accuracy", title="By label length")

@@ -31,6 +31,10 @@ Symbols = Annotated[
     Optional[str],
     typer.Option(help="Read only these symbols, e.g. a site's alphabet without 0/O and 1/I (default: all the model's)."),
 ]
+Length = Annotated[
+    Optional[int],
+    typer.Option(help="Read exactly this many symbols, for a site whose captchas always show that many (default: any)."),
+]
 
 
 @contextmanager
@@ -77,6 +81,7 @@ def solve(
     beam: Beam = 0,
     batch_size: BatchSize = 64,
     symbols: Symbols = None,
+    length: Length = None,
 ) -> None:
     """Read captcha images: prints FILE<TAB>TEXT<TAB>CONFIDENCE per image.
 
@@ -89,13 +94,19 @@ def solve(
     solver = Solver.load(model)
     files = image_files(images)
     if len(files) == 1:
-        results = solve_files(solver, files, beam_width=beam, symbols=symbols)
+        results = solve_files(solver, files, beam_width=beam, symbols=symbols, length=length)
         if results[0].error is not None and not images[0].is_dir():
             raise results[0].error  # the one image asked for by name: a plain error, not a report
     else:
         with progress_callback("solving", len(files)) as advance:
             results = solve_files(
-                solver, files, beam_width=beam, batch_size=batch_size, symbols=symbols, on_progress=advance
+                solver,
+                files,
+                beam_width=beam,
+                batch_size=batch_size,
+                symbols=symbols,
+                length=length,
+                on_progress=advance,
             )
     _print_results(results, as_json)
     failed = sum(result.error is not None for result in results)

@@ -3,7 +3,7 @@
 Bodies are read here, under the app's size limit; decoding and inference run
 in the event loop's thread pool, never on the loop itself. The format of an
 upload is judged by its bytes (Pillow), never by its file name or content type.
-Per-request options (model, beam width, allowed symbols) are arguments to the solver, never state.
+Per-request options (model, beam width, allowed symbols, reading length) are arguments to the solver, never state.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar, Union
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 from PIL import Image
 from starlette.datastructures import FormData, UploadFile
@@ -58,6 +58,38 @@ Symbols = Annotated[
     Union[str, None],
     Query(description="Read only these symbols (the site's alphabet, e.g. without 0/O and 1/I); default: all the model's."),
 ]
+Length = Annotated[
+    Union[int, None],
+    Query(description="Read exactly this many symbols (a site whose captchas always show that many); default: any."),
+]
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How a request asks its images to be decoded (the query's ``beam``, ``symbols`` and ``length``)."""
+
+    beam: int = 0
+    symbols: str | None = None
+    length: int | None = None
+
+    def check(self, solver: Solver, beam_limit: int) -> None:
+        """Refuse bad options before the body is read: a beam over the limit, symbols or a length the model cannot read."""
+        if self.beam > beam_limit:
+            raise ApiError(400, "invalid_option", f"beam must be at most {beam_limit}, not {self.beam}")
+        if self.symbols is not None:
+            allowed_classes(solver.spec.charset, self.symbols)  # a ConfigError is answered 400 invalid_option
+        solver.check_length(self.length)  # likewise
+
+    def solve_batch(self, solver: Solver, images: list[Image.Image]) -> list[Prediction]:
+        return solver.solve_batch(images, beam_width=self.beam, symbols=self.symbols, length=self.length)
+
+
+def read_options(beam: Beam = 0, symbols: Symbols = None, length: Length = None) -> ReadOptions:
+    """The query's decoding options, gathered once for every solving endpoint."""
+    return ReadOptions(beam, symbols, length)
+
+
+Options = Annotated[ReadOptions, Depends(read_options)]
 
 
 @dataclass(frozen=True)
@@ -83,17 +115,17 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
         tags=["solve"],
         openapi_extra=_image_body("file", _IMAGE, raw_types=("application/octet-stream", "image/*")),
     )
-    async def solve(request: Request, model: ModelName = None, beam: Beam = 0, symbols: Symbols = None) -> SolveResult:
+    async def solve(request: Request, options: Options, model: ModelName = None) -> SolveResult:
         """Read one image: a multipart field `file`, or the raw request body (any content type)."""
         name, solver = models.get(model)
-        _check_options(solver, beam, settings.max_beam_width, symbols)
+        options.check(solver, settings.max_beam_width)
         if _is_multipart(request):
             async with request.form(max_files=1, max_fields=0) as form:
                 upload = await _form_file(form, "file")
         else:
             upload = Upload(await request.body(), None)
         started = time.perf_counter()
-        prediction = await _off_loop(_solve_one, solver, upload, settings.max_pixels, beam, symbols)
+        prediction = await _off_loop(_solve_one, solver, upload, settings.max_pixels, options)
         elapsed_ms = (time.perf_counter() - started) * 1000
         return SolveResult(**prediction.to_dict(), model=name, elapsed_ms=round(elapsed_ms, 3))
 
@@ -104,20 +136,18 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
         tags=["solve"],
         openapi_extra=_image_body("files", {"type": "array", "items": _IMAGE}),
     )
-    async def solve_batch(
-        request: Request, model: ModelName = None, beam: Beam = 0, symbols: Symbols = None
-    ) -> list[BatchItem]:
+    async def solve_batch(request: Request, options: Options, model: ModelName = None) -> list[BatchItem]:
         """Read several images (multipart field `files`, repeated). Answers one item per file, in order;
         a file that is not a readable image gets an `error` item and the others are still read."""
         name, solver = models.get(model)
-        _check_options(solver, beam, settings.max_beam_width, symbols)
+        options.check(solver, settings.max_beam_width)
         if not _is_multipart(request):
             raise ApiError(400, "missing_field", f"send the images as {_MULTIPART} fields named 'files'")
         async with request.form(max_files=settings.max_batch_files, max_fields=0) as form:
             uploads = [await _read(item) for item in form.getlist("files")]
         if not uploads:
             raise ApiError(400, "missing_field", "the form has no field 'files'")
-        return await _off_loop(_solve_many, solver, name, uploads, settings.max_pixels, beam, symbols)
+        return await _off_loop(_solve_many, solver, name, uploads, settings.max_pixels, options)
 
     @router.post("/api", response_class=PlainTextResponse, responses=_ERRORS, tags=["compatibility"])
     async def legacy(request: Request) -> PlainTextResponse:
@@ -128,7 +158,7 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
                 return PlainTextResponse("success")
             upload = await _form_file(form, "upload_file")
         _, solver = models.get()
-        prediction = await _off_loop(_solve_one, solver, upload, settings.max_pixels, 0, None)
+        prediction = await _off_loop(_solve_one, solver, upload, settings.max_pixels, ReadOptions())
         return PlainTextResponse(prediction.text)
 
     return router
@@ -142,14 +172,6 @@ async def _off_loop(function: Callable[..., _T], *args: Any) -> _T:
     ``/v1/solve`` under load (``benchmarks/serve_load.py``).
     """
     return await asyncio.get_running_loop().run_in_executor(None, function, *args)
-
-
-def _check_options(solver: Solver, beam: int, limit: int, symbols: str | None) -> None:
-    """Refuse bad options before the body is read: a beam over ``limit``, symbols the model cannot read."""
-    if beam > limit:
-        raise ApiError(400, "invalid_option", f"beam must be at most {limit}, not {beam}")
-    if symbols is not None:
-        allowed_classes(solver.spec.charset, symbols)  # a ConfigError is answered 400 invalid_option
 
 
 def _is_multipart(request: Request) -> bool:
@@ -176,12 +198,12 @@ def _decode(upload: Upload, max_pixels: int) -> Image.Image:
         raise type(error)(f"{upload.label}: {error}") from None
 
 
-def _solve_one(solver: Solver, upload: Upload, max_pixels: int, beam: int, symbols: str | None) -> Prediction:
-    return solver.solve(_decode(upload, max_pixels), beam_width=beam, symbols=symbols)
+def _solve_one(solver: Solver, upload: Upload, max_pixels: int, options: ReadOptions) -> Prediction:
+    return options.solve_batch(solver, [_decode(upload, max_pixels)])[0]
 
 
 def _solve_many(
-    solver: Solver, name: str, uploads: list[Upload], max_pixels: int, beam: int, symbols: str | None
+    solver: Solver, name: str, uploads: list[Upload], max_pixels: int, options: ReadOptions
 ) -> list[BatchItem]:
     images: dict[int, Image.Image] = {}
     failures: dict[int, ErrorDetail] = {}
@@ -190,7 +212,7 @@ def _solve_many(
             images[index] = _decode(upload, max_pixels)
         except ImageError as error:
             failures[index] = ErrorDetail(code=describe(error)[1], message=str(error))
-    predictions = dict(zip(images, solver.solve_batch(list(images.values()), beam_width=beam, symbols=symbols)))
+    predictions = dict(zip(images, options.solve_batch(solver, list(images.values()))))
     return [
         BatchFailed(filename=upload.filename, error=failures[index])
         if index in failures

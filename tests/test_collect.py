@@ -161,21 +161,30 @@ def test_cli_collects_and_prelabels(server: str, tmp_path: Path, linear_model: P
     assert all(guesses[path.name].text == solver.solve(path).text for path in images)
 
 
-def test_cli_prelabels_with_a_sites_alphabet_and_checks_it_before_downloading(
-    server: str, tmp_path: Path, linear_model: Path
+@pytest.mark.parametrize(
+    ("option", "value", "told", "bad", "message"),
+    [
+        ("--symbols", "0123456789", {"symbols": "0123456789"}, "0!", "cannot read '!'"),
+        ("--length", "3", {"length": 3}, "7", "reads 1 to 4"),
+    ],
+)
+def test_cli_prelabels_told_about_the_site_and_checks_it_before_downloading(
+    server: str, tmp_path: Path, linear_model: Path, option: str, value: str, told: dict, bad: str, message: str
 ) -> None:
     from knucaptcha.inference import Solver
 
     out = tmp_path / "new"
     args = ["collect", f"{server}/captcha", "-n", "2", "--out", str(out), "--delay", "0", "--model", str(linear_model)]
-    result = CliRunner().invoke(cli, [*args, "--prelabel", "--symbols", "0123456789"])
+    result = CliRunner().invoke(cli, [*args, "--prelabel", option, value])
     assert result.exit_code == 0, result.output
     guesses = read_prelabels(out / PRELABELS_NAME)
     solver = Solver.load(linear_model)
-    assert all(guesses[path.name].text == solver.solve(path, symbols="0123456789").text for path in out.glob("*.png"))
-    for extra, message in ((["--symbols", "09"], "add --prelabel"), (["--prelabel", "--symbols", "0!"], "cannot read '!'")):
+    images = list(out.glob("*.png"))
+    assert all(guesses[path.name].text == solver.solve(path, **told).text for path in images)
+    assert any(solver.solve(path, **told).text != solver.solve(path).text for path in images)  # telling matters
+    for extra, refusal in (([option, value], "add --prelabel"), (["--prelabel", option, bad], message)):
         refused = CliRunner().invoke(cli, [*args[:5], str(tmp_path / "never"), *args[6:], *extra])
-        assert refused.exit_code == 2 and message in refused.output and not (tmp_path / "never").exists()
+        assert refused.exit_code == 2 and refusal in refused.output and not (tmp_path / "never").exists()
 
 
 def test_cli_exits_1_when_short_and_2_on_a_bad_url(server: str, tmp_path: Path) -> None:

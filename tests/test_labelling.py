@@ -215,6 +215,30 @@ def test_the_label_service_guesses_with_its_alphabet_and_refuses_one_the_model_c
         create_app(replace(settings, label_symbols="a"))
 
 
+def test_guesses_can_be_told_the_sites_length_through_the_service(tmp_path: Path, linear_model: Path) -> None:
+    from knucaptcha.inference import Solver
+    from knucaptcha.web.app import create_app
+    from knucaptcha.web.settings import ServeSettings
+
+    folder = make_folder(tmp_path / "f", {})
+    names = ("_x.png", "_y.png", "_z.png")
+    for name in names:
+        (folder / name).write_bytes(_png(len(name) + ord(name[1])))
+    (folder / PRELABELS_NAME).unlink()
+    solver = Solver.load(linear_model)
+    assert any(len(solver.solve(folder / name).text) != 2 for name in names)  # untold, another length somewhere
+    settings = ServeSettings(models=(("linear", str(linear_model)),), captcha_seed=0, label_dir=folder)
+    with TestClient(create_app(replace(settings, label_length=2))):
+        pass
+    cached = read_prelabels(folder / PRELABELS_NAME)
+    assert {name: guess.text for name, guess in cached.items()} == {
+        name: solver.solve(folder / name, length=2).text for name in names
+    }
+    assert {len(guess.text) for guess in cached.values()} == {2}
+    with pytest.raises(ConfigError, match="reads 1 to 4 symbols"):  # refused though every image is guessed already
+        create_app(replace(settings, label_length=9))
+
+
 def test_malformed_prelabels_are_a_label_error(folder: Path) -> None:
     (folder / PRELABELS_NAME).write_text("file,guess,confidence\n_a.png,AB,2.5\n", encoding="utf-8")
     with pytest.raises(LabelError, match="between 0 and 1"):

@@ -133,13 +133,14 @@ class LabellingSession:
         write: str = "csv",
         solver: Solver | None = None,
         symbols: str | None = None,
+        length: int | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> LabellingSession:
         """Scan ``folder`` and queue its unlabelled images with the model's guesses.
 
         Guesses come from the folder's ``prelabels.csv``; with a ``solver``,
-        images missing from it are solved once (using only ``symbols``, if
-        given) and added to it.
+        images missing from it are solved once (using only ``symbols`` and
+        reading ``length`` symbols, if given) and added to it.
 
         Raises:
             MissingFileError: ``folder`` is not a folder.
@@ -151,7 +152,9 @@ class LabellingSession:
         if solver is None:
             guesses = read_prelabels(folder / PRELABELS_NAME)
         else:
-            guesses = add_guesses(folder, solver, list(scan.unlabelled), symbols=symbols, on_progress=on_progress)
+            guesses = add_guesses(
+                folder, solver, list(scan.unlabelled), symbols=symbols, length=length, on_progress=on_progress
+            )
         queue = [QueueItem(path.name, guesses.get(path.name)) for path in scan.unlabelled]
         return cls(folder, write, queue, total=len(scan.items) + len(scan.unlabelled))
 

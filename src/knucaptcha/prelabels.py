@@ -79,13 +79,15 @@ def guess_files(
     paths: Sequence[Path],
     *,
     symbols: str | None = None,
+    length: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> dict[str, Guess]:
     """The model's guess for each readable file in ``paths``, keyed by file name; unreadable files are left out.
 
-    ``symbols`` restricts the guesses to a site's alphabet (see :meth:`Solver.solve`).
+    ``symbols`` and ``length`` restrict the guesses to a site's alphabet and
+    number of symbols (see :meth:`Solver.solve`).
     """
-    solved = solve_files(solver, paths, symbols=symbols, on_progress=on_progress)
+    solved = solve_files(solver, paths, symbols=symbols, length=length, on_progress=on_progress)
     return {
         item.path.name: Guess(item.prediction.text, item.prediction.confidence)
         for item in solved
@@ -99,19 +101,22 @@ def add_guesses(
     paths: Sequence[Path],
     *,
     symbols: str | None = None,
+    length: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> dict[str, Guess]:
     """Guess the files of ``paths`` not yet in ``folder``'s prelabels file, save them, and return all guesses.
 
     Guesses already on file are kept as they are: an image is solved once
-    (``symbols``, as in :func:`guess_files`, applies to the new ones).
+    (``symbols`` and ``length``, as in :func:`guess_files`, apply to the new ones).
     """
+    # Refuse a bad alphabet or length even when nothing is left to guess.
     if symbols is not None:
-        allowed_classes(solver.spec.charset, symbols)  # refuse a bad alphabet even when nothing is left to guess
+        allowed_classes(solver.spec.charset, symbols)
+    solver.check_length(length)
     cache = folder / PRELABELS_NAME
     guesses = read_prelabels(cache)
     todo = [path for path in paths if path.name not in guesses]
     if todo:
-        guesses.update(guess_files(solver, todo, symbols=symbols, on_progress=on_progress))
+        guesses.update(guess_files(solver, todo, symbols=symbols, length=length, on_progress=on_progress))
         write_prelabels(cache, guesses)
     return guesses

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import ConfigError
 from .app import app, console, progress
-from .solve import Symbols
+from .solve import Length, Symbols
 
 EXIT_SHORT = 1
 """Exit status when the run ended with fewer images than asked for (2 means it could not run)."""
@@ -32,6 +32,7 @@ def collect(
         str, typer.Option("--model", "-m", help="Model for --prelabel: a .onnx file or a bundled model's name.")
     ] = "default",
     symbols: Symbols = None,
+    length: Length = None,
 ) -> None:
     """Download COUNT new captchas from URL into OUT, skipping duplicates and anything that is not an image.
 
@@ -45,12 +46,15 @@ def collect(
     from ..inference import Solver
 
     config = CollectConfig(url, count, concurrency, delay, timeout, retries, backoff)
-    if symbols is not None and not prelabel:
-        raise ConfigError("--symbols restricts --prelabel's guesses; add --prelabel")
-    # Fail on a bad model or alphabet before downloading anything.
+    for option, value in (("--symbols", symbols), ("--length", length)):
+        if value is not None and not prelabel:
+            raise ConfigError(f"{option} restricts --prelabel's guesses; add --prelabel")
+    # Fail on a bad model, alphabet or length before downloading anything.
     solver = Solver.load(model) if prelabel else None
-    if solver is not None and symbols is not None:
-        allowed_classes(solver.spec.charset, symbols)
+    if solver is not None:
+        if symbols is not None:
+            allowed_classes(solver.spec.charset, symbols)
+        solver.check_length(length)
     with progress() as bar:
         task = bar.add_task("collecting", total=count)
         report = run_collect(config, out, on_progress=lambda done: bar.advance(task, done))
@@ -67,7 +71,12 @@ def collect(
         with progress() as bar:
             task = bar.add_task("prelabelling", total=len(report.saved))
             add_guesses(
-                out, solver, list(report.saved), symbols=symbols, on_progress=lambda done: bar.advance(task, done)
+                out,
+                solver,
+                list(report.saved),
+                symbols=symbols,
+                length=length,
+                on_progress=lambda done: bar.advance(task, done),
             )
         console.print(f"wrote the model's guesses to {out / PRELABELS_NAME}", highlight=False)
     if len(report.saved) < count:

@@ -10,7 +10,7 @@ import typer
 
 from ..labelling import WRITE_MODES
 from .app import app, console
-from .solve import Symbols
+from .solve import Length, Symbols
 
 WriteMode = Enum("WriteMode", {mode: mode for mode in WRITE_MODES}, type=str)  # type: ignore[misc]
 """The ``--write`` choices, built from :data:`knucaptcha.labelling.WRITE_MODES` so they cannot drift."""
@@ -29,6 +29,7 @@ def label(
         typer.Option(help="csv: add rows to labels.csv; rename: rename files LABEL_<n>.ext; both."),
     ] = WriteMode.csv,  # type: ignore[attr-defined]
     symbols: Symbols = None,
+    length: Length = None,
 ) -> None:
     """Serve the labelling page for FOLDER at http://HOST:PORT/label.
 
@@ -37,7 +38,7 @@ def label(
     first '_', as collect names them), least confident guess first. Enter saves,
     typing corrects, Esc skips, Ctrl+Z undoes. Files are never overwritten or
     deleted. The model's guesses are cached in FOLDER/prelabels.csv (--symbols
-    applies to images not guessed yet).
+    and --length apply to images not guessed yet).
     """
     import uvicorn  # FastAPI and uvicorn load only for this command
 
@@ -51,6 +52,7 @@ def label(
         label_dir=folder,
         label_write=write.value,
         label_symbols=symbols,
+        label_length=length,
     )
     application = create_app(settings)  # scans FOLDER and guesses its labels (once) before the port opens
     console.print(f"labelling {folder}: open http://{host}:{port}/label  (Ctrl+C stops)", highlight=False)

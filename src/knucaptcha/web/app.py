@@ -51,7 +51,11 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app.include_router(captcha_router(captchas))
     if settings.label_dir is not None:
         session = LabellingSession.open(
-            settings.label_dir, write=settings.label_write, solver=models.get()[1], symbols=settings.label_symbols
+            settings.label_dir,
+            write=settings.label_write,
+            solver=models.get()[1],
+            symbols=settings.label_symbols,
+            length=settings.label_length,
         )
         app.include_router(labelling_router(session))
     app.include_router(_page_router())

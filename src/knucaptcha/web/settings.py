@@ -68,6 +68,8 @@ class ServeSettings:
             (see :mod:`knucaptcha.labelling`).
         label_symbols: the only symbols that page's guesses may use (a site's
             alphabet); ``None`` for all of the model's.
+        label_length: the number of symbols that page's guesses have (a
+            site's captchas always show that many); ``None`` for any.
     """
 
     models: tuple[ModelEntry, ...] = (("default", "default"),)
@@ -86,6 +88,7 @@ class ServeSettings:
     label_dir: Path | None = None
     label_write: str = "csv"
     label_symbols: str | None = None
+    label_length: int | None = None
 
     def __post_init__(self) -> None:
         if not self.models:

@@ -151,6 +151,25 @@ def test_demo_page_reads_within_the_alphabet_typed(
     expect(page.locator("#result-text")).to_have_text("")
 
 
+def test_demo_page_reads_the_length_typed_up_to_the_models_maximum(
+    page: Page, site: tuple[str, Path], shipped_model: Path, tmp_path: Path
+) -> None:
+    url, _ = site
+    page.goto(f"{url}/")
+    solver = Solver.load(shipped_model)
+    upload = tmp_path / "upload.png"
+    upload.write_bytes(readable_samples(solver, 1)[0])
+    page.set_input_files("#file", str(upload))
+    expect(page.locator("#result-text")).to_have_text(solver.solve(upload).text)
+    expect(page.locator("#length")).to_have_attribute("max", str(solver.spec.max_length))
+
+    told = solver.solve(upload, length=2).text
+    assert len(told) == 2
+    page.fill("#length", "2")
+    page.press("#length", "Enter")
+    expect(page.locator("#result-text")).to_have_text(told)
+
+
 def test_label_page_labels_skips_and_undoes_on_disk(page: Page, site: tuple[str, Path]) -> None:
     url, folder = site
     guesses = read_prelabels(folder / PRELABELS_NAME)

@@ -1,10 +1,10 @@
 // The demo page: read a generated sample or an image of the user's with /v1/solve (optionally
-// told the site's alphabet), and show the reading with a coloured box per character (red:
+// told the site's alphabet and length), and show the reading with a coloured box per character (red:
 // unsure, green: sure). No build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { image: null, captchaId: null };
+const state = { image: null, captchaId: null, models: [] };
 
 async function errorMessage(response) {
   try {
@@ -48,6 +48,7 @@ async function solve() {
   if ($("model").value) query.set("model", $("model").value);
   const symbols = $("symbols").value.trim();
   if (symbols) query.set("symbols", symbols);
+  if ($("length").value) query.set("length", $("length").value);
   const url = `/v1/solve?${query}`;
   $("result").setAttribute("aria-busy", "true");
   try {
@@ -116,19 +117,31 @@ async function check(event) {
   $("verdict").textContent = correct ? "Correct." : "Not quite. Press New sample for another.";
 }
 
+// The length field offers no more symbols than the chosen model reads (the server refuses more).
+function limitLength() {
+  const model = state.models.find((entry) => entry.name === $("model").value);
+  if (model) $("length").max = model.max_length;
+}
+
 async function loadModels() {
   const response = await fetch("/v1/models");
   if (!response.ok) return;
-  const options = (await response.json()).map(
+  state.models = await response.json();
+  const options = state.models.map(
     (model) => new Option(`${model.name} (${model.charset.length} symbols)`, model.name, model.default, model.default),
   );
   $("model").replaceChildren(...options);
+  limitLength();
 }
 
 function setUp() {
   $("new-sample").addEventListener("click", newSample);
-  $("model").addEventListener("change", solve);
+  $("model").addEventListener("change", () => {
+    limitLength();
+    solve();
+  });
   $("symbols").addEventListener("change", solve); // on Enter or leaving the field, not on every key
+  $("length").addEventListener("change", solve);
   $("file").addEventListener("change", (event) => useFile(event.target.files[0]));
   $("practice-form").addEventListener("submit", check);
 

@@ -80,7 +80,8 @@ class ReadOptions:
             allowed_classes(solver.spec.charset, self.symbols)  # a ConfigError is answered 400 invalid_option
         solver.check_length(self.length)  # likewise
 
-    def solve_batch(self, solver: Solver, images: list[Image.Image]) -> list[Prediction]:
+    def read(self, solver: Solver, images: list[Image.Image]) -> list[Prediction]:
+        """``solver``'s readings of ``images`` with these options."""
         return solver.solve_batch(images, beam_width=self.beam, symbols=self.symbols, length=self.length)
 
 
@@ -199,7 +200,7 @@ def _decode(upload: Upload, max_pixels: int) -> Image.Image:
 
 
 def _solve_one(solver: Solver, upload: Upload, max_pixels: int, options: ReadOptions) -> Prediction:
-    return options.solve_batch(solver, [_decode(upload, max_pixels)])[0]
+    return options.read(solver, [_decode(upload, max_pixels)])[0]
 
 
 def _solve_many(
@@ -212,7 +213,7 @@ def _solve_many(
             images[index] = _decode(upload, max_pixels)
         except ImageError as error:
             failures[index] = ErrorDetail(code=describe(error)[1], message=str(error))
-    predictions = dict(zip(images, options.solve_batch(solver, list(images.values()))))
+    predictions = dict(zip(images, options.read(solver, list(images.values()))))
     return [
         BatchFailed(filename=upload.filename, error=failures[index])
         if index in failures

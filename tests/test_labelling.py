@@ -208,11 +208,11 @@ def test_the_label_service_guesses_with_its_alphabet_and_refuses_one_the_model_c
     (folder / "_x.png").write_bytes(_png(7))
     (folder / PRELABELS_NAME).unlink()
     settings = ServeSettings(models=(("linear", str(linear_model)),), captcha_seed=0, label_dir=folder)
-    with TestClient(create_app(replace(settings, label_symbols="0123456789"))) as client:
+    with TestClient(create_app(replace(settings, site_symbols="0123456789"))) as client:
         guess = client.get("/label/api/state").json()["current"]["guess"]
     assert set(guess) <= set("0123456789")
     with pytest.raises(ConfigError, match="cannot read 'a'"):  # refused though every image is guessed already
-        create_app(replace(settings, label_symbols="a"))
+        create_app(replace(settings, site_symbols="a"))
 
 
 def test_guesses_can_be_told_the_sites_length_through_the_service(tmp_path: Path, linear_model: Path) -> None:
@@ -228,7 +228,7 @@ def test_guesses_can_be_told_the_sites_length_through_the_service(tmp_path: Path
     solver = Solver.load(linear_model)
     assert any(len(solver.solve(folder / name).text) != 2 for name in names)  # untold, another length somewhere
     settings = ServeSettings(models=(("linear", str(linear_model)),), captcha_seed=0, label_dir=folder)
-    with TestClient(create_app(replace(settings, label_length=2))):
+    with TestClient(create_app(replace(settings, site_length=2))):
         pass
     cached = read_prelabels(folder / PRELABELS_NAME)
     assert {name: guess.text for name, guess in cached.items()} == {
@@ -236,7 +236,7 @@ def test_guesses_can_be_told_the_sites_length_through_the_service(tmp_path: Path
     }
     assert {len(guess.text) for guess in cached.values()} == {2}
     with pytest.raises(ConfigError, match="reads 1 to 4 symbols"):  # refused though every image is guessed already
-        create_app(replace(settings, label_length=9))
+        create_app(replace(settings, site_length=9))
 
 
 def test_malformed_prelabels_are_a_label_error(folder: Path) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -197,6 +198,23 @@ def test_length_fixes_the_number_of_symbols_per_request(client: TestClient, line
         refused = client.post(f"/v1/solve?length={bad}", content=captcha)
         assert refused.status_code == 400 and error_of(refused) == "invalid_option"
         assert "reads 1 to 4 symbols" in refused.json()["error"]["message"]
+
+
+def test_the_sites_alphabet_and_length_are_the_services_defaults(linear_model: Path, captcha: bytes) -> None:
+    solver = Solver.load(linear_model)
+    site = {"symbols": "0123456789", "length": 2}
+    settings = ServeSettings(
+        models=(("linear", str(linear_model)),), captcha_seed=0, site_symbols=site["symbols"], site_length=2
+    )
+    want = solver.solve(captcha, **site).text
+    assert want != solver.solve(captcha).text  # telling the model changes what it reads
+    with TestClient(create_app(settings)) as told:
+        assert told.post("/v1/solve", content=captcha).json()["text"] == want
+        assert told.post("/api", files={"upload_file": ("a.png", captcha)}).text == want
+        own = told.post("/v1/solve?length=3&symbols=AB", content=captcha).json()["text"]  # a request's own replace them
+        assert own == solver.solve(captcha, symbols="AB", length=3).text
+    with pytest.raises(ConfigError, match="model 'linear': .*cannot read 'a'"):
+        create_app(replace(settings, site_symbols="a"))
 
 
 def test_multipart_without_the_file_field_is_400(client: TestClient, captcha: bytes) -> None:
@@ -444,6 +462,24 @@ def test_serve_command_without_models_serves_every_bundled_one(monkeypatch: pyte
         assert client.get("/healthz").json()["models"] == ["default", "knu2021"]
         models = client.get("/v1/models").json()
         assert [(model["name"], model["default"]) for model in models] == [("default", True), ("knu2021", False)]
+
+
+def test_serve_command_takes_the_sites_length_and_refuses_an_alphabet_a_model_cannot_read(
+    linear_model: Path, captcha: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    served: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+    result = CliRunner().invoke(cli, ["serve", "--model", str(linear_model), "--length", "3", "--captcha-seed", "1"])
+    assert result.exit_code == 0, result.output
+    with TestClient(served["app"]) as client:
+        assert client.post("/v1/solve", content=captcha).json()["text"] == Solver.load(linear_model).solve(
+            captcha, length=3
+        ).text
+    refused = CliRunner().invoke(cli, ["serve", "--symbols", "ABC"])  # knu2021, also served, reads lowercase only
+    assert refused.exit_code == 2 and refused.output.startswith("error: model 'knu2021': the model cannot read")
+    assert len(refused.output.splitlines()) == 1
 
 
 def test_serve_command_reports_a_bad_model_in_one_line(tmp_path: Path) -> None:

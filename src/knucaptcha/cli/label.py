@@ -51,8 +51,8 @@ def label(
         port=port,
         label_dir=folder,
         label_write=write.value,
-        label_symbols=symbols,
-        label_length=length,
+        site_symbols=symbols,
+        site_length=length,
     )
     application = create_app(settings)  # scans FOLDER and guesses its labels (once) before the port opens
     console.print(f"labelling {folder}: open http://{host}:{port}/label  (Ctrl+C stops)", highlight=False)

@@ -54,8 +54,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             settings.label_dir,
             write=settings.label_write,
             solver=models.get()[1],
-            symbols=settings.label_symbols,
-            length=settings.label_length,
+            symbols=settings.site_symbols,
+            length=settings.site_length,
         )
         app.include_router(labelling_router(session))
     app.include_router(_page_router())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..ctc import allowed_classes
+from ..errors import ConfigError
 from ..inference import Solver
 from ..spec import METADATA_PREFIX
 from .errors import ApiError
@@ -23,8 +25,19 @@ class ModelRegistry:
 
     @classmethod
     def load(cls, settings: ServeSettings) -> ModelRegistry:
-        """Load every model in ``settings`` (raises the solver's MissingFileError / ModelError)."""
+        """Load every model in ``settings`` (raises the solver's MissingFileError / ModelError).
+
+        A site alphabet or length that one of them cannot read is a :class:`ConfigError` here,
+        before the service starts, rather than a 400 on every request that uses that model.
+        """
         solvers = {name: Solver.load(reference, threads=settings.threads) for name, reference in settings.models}
+        for name, solver in solvers.items():
+            try:
+                if settings.site_symbols is not None:
+                    allowed_classes(solver.spec.charset, settings.site_symbols)
+                solver.check_length(settings.site_length)
+            except ConfigError as error:
+                raise ConfigError(f"model {name!r}: {error}") from None
         return cls(solvers, settings.default_model)
 
     @property

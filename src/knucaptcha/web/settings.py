@@ -66,10 +66,11 @@ class ServeSettings:
         label_dir: a folder to serve the labelling page (``/label``) for.
         label_write: how that page writes labels: ``csv``, ``rename`` or ``both``
             (see :mod:`knucaptcha.labelling`).
-        label_symbols: the only symbols that page's guesses may use (a site's
-            alphabet); ``None`` for all of the model's.
-        label_length: the number of symbols that page's guesses have (a
-            site's captchas always show that many); ``None`` for any.
+        site_symbols: the site's alphabet: the only symbols the service reads
+            (solve requests without their own ``symbols``, ``/api`` and the
+            labelling page's guesses); ``None`` for all of each model's.
+        site_length: the number of symbols the site's captchas always show,
+            read the same way (requests may give their own ``length``); ``None`` for any.
     """
 
     models: tuple[ModelEntry, ...] = (("default", "default"),)
@@ -87,8 +88,8 @@ class ServeSettings:
     captcha_ttl_seconds: float = 600.0
     label_dir: Path | None = None
     label_write: str = "csv"
-    label_symbols: str | None = None
-    label_length: int | None = None
+    site_symbols: str | None = None
+    site_length: int | None = None
 
     def __post_init__(self) -> None:
         if not self.models:

@@ -85,12 +85,6 @@ class ReadOptions:
         return solver.solve_batch(images, beam_width=self.beam, symbols=self.symbols, length=self.length)
 
 
-def read_options(beam: Beam = 0, symbols: Symbols = None, length: Length = None) -> ReadOptions:
-    """The query's decoding options, gathered once for every solving endpoint."""
-    return ReadOptions(beam, symbols, length)
-
-
-Options = Annotated[ReadOptions, Depends(read_options)]
 
 
 @dataclass(frozen=True)
@@ -106,8 +100,15 @@ class Upload:
 
 
 def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
-    """The solving endpoints over ``models``, with the limits in ``settings``."""
+    """The solving endpoints over ``models``, with the limits and the site's defaults in ``settings``."""
     router = APIRouter()
+    site = ReadOptions(symbols=settings.site_symbols, length=settings.site_length)
+
+    def read_options(beam: Beam = 0, symbols: Symbols = None, length: Length = None) -> ReadOptions:
+        """The query's decoding options, gathered once for every solving endpoint; the site's where it gives none."""
+        return ReadOptions(
+            beam, site.symbols if symbols is None else symbols, site.length if length is None else length
+        )
 
     @router.post(
         "/v1/solve",
@@ -116,7 +117,9 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
         tags=["solve"],
         openapi_extra=_image_body("file", _IMAGE, raw_types=("application/octet-stream", "image/*")),
     )
-    async def solve(request: Request, options: Options, model: ModelName = None) -> SolveResult:
+    async def solve(
+        request: Request, model: ModelName = None, options: ReadOptions = Depends(read_options)
+    ) -> SolveResult:
         """Read one image: a multipart field `file`, or the raw request body (any content type)."""
         name, solver = models.get(model)
         options.check(solver, settings.max_beam_width)
@@ -137,7 +140,9 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
         tags=["solve"],
         openapi_extra=_image_body("files", {"type": "array", "items": _IMAGE}),
     )
-    async def solve_batch(request: Request, options: Options, model: ModelName = None) -> list[BatchItem]:
+    async def solve_batch(
+        request: Request, model: ModelName = None, options: ReadOptions = Depends(read_options)
+    ) -> list[BatchItem]:
         """Read several images (multipart field `files`, repeated). Answers one item per file, in order;
         a file that is not a readable image gets an `error` item and the others are still read."""
         name, solver = models.get(model)
@@ -153,13 +158,14 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
     @router.post("/api", response_class=PlainTextResponse, responses=_ERRORS, tags=["compatibility"])
     async def legacy(request: Request) -> PlainTextResponse:
         """The original system's API: multipart field `upload_file` → the text it reads, as text/plain.
-        A form field `checkonline` answers `success` instead (a liveness probe). Uses the default model."""
+        A form field `checkonline` answers `success` instead (a liveness probe). Uses the default model,
+        told the site's alphabet and length if the service was (`serve --symbols/--length`)."""
         async with request.form(max_files=1, max_fields=1) as form:
             if "checkonline" in form:
                 return PlainTextResponse("success")
             upload = await _form_file(form, "upload_file")
         _, solver = models.get()
-        prediction = await _off_loop(_solve_one, solver, upload, settings.max_pixels, ReadOptions())
+        prediction = await _off_loop(_solve_one, solver, upload, settings.max_pixels, site)
         return PlainTextResponse(prediction.text)
 
     return router

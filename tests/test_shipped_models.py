@@ -63,6 +63,8 @@ def test_told_the_length_the_default_reads_more_hard_captchas_and_changes_only_w
     assert all(len(text) == 4 for text in told)
     assert all(a == b for a, b in zip(plain, told) if len(a) == 4)
     assert score(labels, told).sequence_accuracy > score(labels, plain).sequence_accuracy
+    beam = [p.text for p in solver.solve_batch(images[:40], beam_width=4, length=4)]
+    assert all(len(text) == 4 for text in beam)
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))

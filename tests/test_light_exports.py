@@ -22,7 +22,7 @@ from knucaptcha.cli import app
 from knucaptcha.errors import ModelError
 from knucaptcha.generator import generate_samples, get_style
 from knucaptcha.inference import Solver, resolve_model
-from knucaptcha.quantize import QUANTIZATION, QUANTIZATION_KEY, quantize_int8
+from knucaptcha.quantize import QUANTIZATION, QUANTIZATION_CALIBRATED, QUANTIZATION_KEY, quantize_int8
 from knucaptcha.spec import ModelSpec, PreprocessSpec
 
 KNU = ModelSpec(Charset(DIGITS_UPPER), PreprocessSpec(), max_length=4)
@@ -72,6 +72,25 @@ def test_int8_keeps_metadata_shrinks_and_loads(random_run: Path, tmp_path: Path)
     assert np.abs(quantized.probabilities(inputs) - original.probabilities(inputs)).max() < 0.1
 
 
+def test_calibrated_int8_makes_the_convolutions_integer_too(random_run: Path, tmp_path: Path) -> None:
+    import onnx
+
+    source = random_run / "model.onnx"
+    images, _ = knu_samples(64, seed=79)
+    dynamic = quantize_int8(source, tmp_path / "dynamic.onnx")
+    calibrated = quantize_int8(source, tmp_path / "calibrated.onnx", images)
+    assert Solver.load(calibrated).metadata[QUANTIZATION_KEY] == QUANTIZATION_CALIBRATED
+    graph = onnx.load(str(calibrated)).graph
+    producers = {output: node.op_type for node in graph.node for output in node.output}
+    weights = {init.name for init in graph.initializer}
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    assert convs and all(producers.get(node.input[0]) == "DequantizeLinear" for node in convs)  # int8 activations in
+    assert all(node.input[1] not in weights for node in convs)  # weights stored int8, dequantized on the way
+    assert calibrated.stat().st_size < dynamic.stat().st_size
+    inputs = (np.random.default_rng(0).random((6, 1, 35, 140)) > 0.8).astype(np.float32)
+    assert np.abs(Solver.load(calibrated).probabilities(inputs) - Solver.load(source).probabilities(inputs)).max() < 0.2
+
+
 def test_int8_refuses_what_it_cannot_quantize(random_run: Path, linear_model: Path, tmp_path: Path) -> None:
     once = quantize_int8(random_run / "model.onnx", tmp_path / "once.onnx")
     with pytest.raises(ModelError, match="already quantized"):
@@ -86,7 +105,9 @@ def test_int8_quantizes_without_torch(random_run: Path, tmp_path: Path) -> None:
         "import sys; sys.modules['torch'] = None\n"  # an import of torch now fails
         "from knucaptcha.quantize import quantize_int8\n"
         "from knucaptcha.inference import Solver\n"
-        "Solver.load(quantize_int8(sys.argv[1], sys.argv[2]))\n"
+        "from knucaptcha.generator import generate_samples, get_style\n"
+        "images = [s.image for s in generate_samples(get_style('knu', 'mixed'), seed=1, count=8)]\n"
+        "Solver.load(quantize_int8(sys.argv[1], sys.argv[2], images))\n"
         "assert 'torch' not in {m.partition('.')[0] for m in sys.modules if sys.modules[m] is not None}\n"
     )
     done = subprocess.run(
@@ -100,12 +121,14 @@ def test_int8_quantizes_without_torch(random_run: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(bundled_default() is None, reason="no bundled default model shipped yet: nothing trained to agree on")
-def test_int8_reads_like_fp32_on_a_trained_model(tmp_path: Path) -> None:
+@pytest.mark.parametrize("calibration", [0, 128])
+def test_int8_reads_like_fp32_on_a_trained_model(tmp_path: Path, calibration: int) -> None:
     source = bundled_default()
     assert source is not None
     images, labels = knu_samples(300)
     fp32 = Solver.load(source).solve_batch(images)
-    int8 = [p.text for p in Solver.load(quantize_int8(source, tmp_path / "d.int8.onnx")).solve_batch(images)]
+    calibrate, _ = knu_samples(calibration, seed=80)
+    int8 = [p.text for p in Solver.load(quantize_int8(source, tmp_path / "d.int8.onnx", calibrate)).solve_batch(images)]
     # Quantization may flip readings the model was unsure of anyway; confident ones must survive it.
     confident = [(a.text, b) for a, b in zip(fp32, int8) if a.confidence >= 0.5]
     assert len(confident) >= 100
@@ -123,7 +146,12 @@ def test_cli_export_int8_reports_size_and_accuracy(random_run: Path, tmp_path: P
     comparison = report["comparison"]
     assert comparison["count"] == 8 and comparison["style"] == "knu"
     assert 0 <= comparison["agreement"] <= 1 and 0 <= comparison["accuracy"] <= 1
-    assert Solver.load(report["file"]).metadata[QUANTIZATION_KEY] == QUANTIZATION
+    assert Solver.load(report["file"]).metadata[QUANTIZATION_KEY] == QUANTIZATION_CALIBRATED  # 256 images by default
+    out = tmp_path / "float-convs.onnx"
+    arguments = ["--out", str(out), "--calibration", "0", "--samples", "0"]
+    result = runner.invoke(app, ["export", str(random_run), "--format", "onnx-int8", *arguments])
+    assert result.exit_code == 0, result.output
+    assert Solver.load(out).metadata[QUANTIZATION_KEY] == QUANTIZATION
 
 
 def test_cli_export_errors_are_one_line(random_run: Path, tmp_path: Path) -> None:

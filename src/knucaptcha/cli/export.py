@@ -22,8 +22,11 @@ from ..spec import METADATA_PREFIX
 from .app import app, console
 
 if TYPE_CHECKING:
+    from ..generator import Sample
     from ..inference import Solver
 
+CALIBRATION_SEED = 9_002
+"""Seed of the generated images int8 calibration measures activations on (apart from --seed's)."""
 ONNX_NAME = "model.onnx"
 CHECKPOINT_NAMES = ("model.pt", "checkpoint.pt")
 """A run folder's files, in the order they are preferred."""
@@ -89,6 +92,14 @@ def export(
     ] = None,
     difficulty: Annotated[str, typer.Option(help="Their difficulty.")] = "mixed",
     seed: Annotated[int, typer.Option(help="Their seed (keep it apart from training seeds).")] = 9001,
+    calibration: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="onnx-int8: generated images (of --style, --difficulty) the int8 convolutions are calibrated on; "
+            "0 leaves the convolutions float.",
+        ),
+    ] = 256,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Write an int8-quantized ONNX or a TFLite copy of MODEL, then compare it with the original.
@@ -108,7 +119,8 @@ def export(
         target = out or default_out(reference_path, fmt, bundled)
         _refuse_overwrite(target, reference_path)
         with console.status("quantizing"):
-            written = quantize_int8(reference_path, target)
+            images = _generated(Solver.load(reference_path), calibration, style, difficulty, CALIBRATION_SEED)
+            written = quantize_int8(reference_path, target, [sample.image for sample in images])
     else:
         from ..train.litert import export_checkpoint_tflite
 
@@ -143,13 +155,19 @@ def _measure(
     candidate: Solver, reference: Solver | None, count: int, style: str | None, difficulty: str, seed: int
 ) -> dict[str, Any]:
     from ..agreement import compare
-    from ..generator import generate_samples, get_style
 
     name = style or _trained_style(candidate.metadata)
-    chosen = list(generate_samples(get_style(name, difficulty), seed=seed, count=count))
+    chosen = _generated(candidate, count, name, difficulty, seed)
     with console.status(f"reading {count} generated {name} images"):
         result = compare(candidate, reference, [s.image for s in chosen], [s.label for s in chosen])
     return {"style": name, "difficulty": difficulty, "seed": seed, **result.to_dict()}
+
+
+def _generated(model: Solver, count: int, style: str | None, difficulty: str, seed: int) -> list[Sample]:
+    """``count`` generated captchas of ``style`` (default: the one ``model`` was trained on)."""
+    from ..generator import generate_samples, get_style
+
+    return list(generate_samples(get_style(style or _trained_style(model.metadata), difficulty), seed=seed, count=count))
 
 
 def _trained_style(metadata: dict[str, str]) -> str:

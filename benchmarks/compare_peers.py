@@ -86,18 +86,21 @@ def folder_set(folder: Path) -> TestSet:
                    [item.label for item in items], [])
 
 
-def int8_model(fp32: str | None, workdir: Path) -> Path:
-    """An int8 copy of ``fp32`` (default: the shipped model), made by knucaptcha's own quantizer.
+def int8_model(fp32: str | None, style: str, workdir: Path) -> Path:
+    """An int8 copy of ``fp32`` (default: the shipped model), made as ``knucaptcha export --format onnx-int8``
+    makes it: convolutions calibrated on generated ``style`` captchas of their own seed.
 
     Raises:
         ImportError: this knucaptcha has no ``quantize`` module.
         ModelError: the model cannot be quantized, or ``onnx`` is missing.
     """
+    from knucaptcha.generator import generate_samples, get_style
     from knucaptcha.inference import resolve_model
-    from knucaptcha.quantize import quantize_int8
+    from knucaptcha.quantize import CALIBRATION_COUNT, CALIBRATION_SEED, quantize_int8
 
     source = resolve_model(fp32)
-    return quantize_int8(source, workdir / f"{source.stem}.int8.onnx")
+    calibration = generate_samples(get_style(style, "mixed"), CALIBRATION_SEED, CALIBRATION_COUNT)
+    return quantize_int8(source, workdir / f"{source.stem}.int8.onnx", [sample.image for sample in calibration])
 
 
 def model_alphabet(model: str | None) -> str:
@@ -116,7 +119,7 @@ def build_peers(args: argparse.Namespace, workdir: Path) -> tuple[list[Peer], di
     fp32_name = "knucaptcha" if args.model is None else f"knucaptcha ({Path(args.model).name})"
 
     def knucaptcha_int8(name: str) -> Peer:
-        model = Path(args.int8) if args.int8 else int8_model(args.model, workdir)
+        model = Path(args.int8) if args.int8 else int8_model(args.model, args.style, workdir)
         return KnucaptchaPeer(name, model, args.threads)
 
     alphabet = args.alphabet or model_alphabet(args.model)

@@ -37,6 +37,10 @@ DYNAMIC_OPS = ("MatMul", "LSTM")
 STATIC_OPS = ("Conv",)
 """Operator types quantized from calibration images; the column projection is a convolution too."""
 CALIBRATION_BATCH = 32
+CALIBRATION_COUNT = 256
+"""Generated captchas ``knucaptcha export`` calibrates on by default: enough for stable ranges."""
+CALIBRATION_SEED = 9_002
+"""Their seed, apart from the export check's (9001) and every training and test seed."""
 def quantize_int8(
     source: str | os.PathLike[str], out: str | os.PathLike[str], calibration: Sequence[ImageSource] = ()
 ) -> Path:

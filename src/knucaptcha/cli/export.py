@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from ..generator import Sample
     from ..inference import Solver
 
-CALIBRATION_SEED = 9_002
-"""Seed of the generated images int8 calibration measures activations on (apart from --seed's)."""
 ONNX_NAME = "model.onnx"
 CHECKPOINT_NAMES = ("model.pt", "checkpoint.pt")
 """A run folder's files, in the order they are preferred."""
@@ -99,7 +97,7 @@ def export(
             help="onnx-int8: generated images (of --style, --difficulty) the int8 convolutions are calibrated on; "
             "0 leaves the convolutions float.",
         ),
-    ] = 256,
+    ] = 256,  # knucaptcha.quantize.CALIBRATION_COUNT, spelled out for the help text
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Write an int8-quantized ONNX or a TFLite copy of MODEL, then compare it with the original.
@@ -112,7 +110,7 @@ def export(
     bundled = model in BUNDLED_MODELS
     reference_path = onnx_source(model)
     if fmt is Format.onnx_int8:
-        from ..quantize import quantize_int8
+        from ..quantize import CALIBRATION_SEED, quantize_int8
 
         if reference_path is None:
             raise ConfigError(f"int8 quantization starts from an ONNX file; no {ONNX_NAME} beside {model}")

@@ -126,17 +126,22 @@ def test_demo_page_solves_an_uploaded_captcha(
     screenshot(page, "demo")
 
 
-def test_demo_page_reads_within_the_alphabet_typed(
-    page: Page, site: tuple[str, Path], shipped_model: Path, tmp_path: Path
-) -> None:
-    url, _ = site
+def show_a_readable_captcha(page: Page, url: str, solver: Solver, tmp_path: Path) -> tuple[Path, str]:
+    """Open the demo page, upload a captcha the model reads as a valid label; the file and that reading."""
     page.goto(f"{url}/")
-    solver = Solver.load(shipped_model)
     upload = tmp_path / "upload.png"
     upload.write_bytes(readable_samples(solver, 1)[0])
     reading = solver.solve(upload).text
     page.set_input_files("#file", str(upload))
     expect(page.locator("#result-text")).to_have_text(reading)
+    return upload, reading
+
+
+def test_demo_page_reads_within_the_alphabet_typed(
+    page: Page, site: tuple[str, Path], shipped_model: Path, tmp_path: Path
+) -> None:
+    solver = Solver.load(shipped_model)
+    upload, reading = show_a_readable_captcha(page, site[0], solver, tmp_path)
 
     alphabet = solver.spec.charset.symbols.replace(reading[0], "")  # the first symbol read is not allowed
     told = solver.solve(upload, symbols=alphabet).text
@@ -154,13 +159,8 @@ def test_demo_page_reads_within_the_alphabet_typed(
 def test_demo_page_reads_the_length_typed_up_to_the_models_maximum(
     page: Page, site: tuple[str, Path], shipped_model: Path, tmp_path: Path
 ) -> None:
-    url, _ = site
-    page.goto(f"{url}/")
     solver = Solver.load(shipped_model)
-    upload = tmp_path / "upload.png"
-    upload.write_bytes(readable_samples(solver, 1)[0])
-    page.set_input_files("#file", str(upload))
-    expect(page.locator("#result-text")).to_have_text(solver.solve(upload).text)
+    upload, _ = show_a_readable_captcha(page, site[0], solver, tmp_path)
     expect(page.locator("#length")).to_have_attribute("max", str(solver.spec.max_length))
 
     told = solver.solve(upload, length=2).text

@@ -173,7 +173,7 @@ class Solver:
             raise ConfigError("beam_width must be 0 (greedy) or positive")
         if batch_size < 1:
             raise ConfigError("batch_size must be positive")
-        self.check_length(length)
+        self.check_options(length=length)
         mask = None if symbols is None else allowed_classes(self.spec.charset, symbols)
         predictions: list[Prediction] = []
         for start in range(0, len(images), batch_size):
@@ -192,8 +192,14 @@ class Solver:
             predictions.extend(read)
         return predictions
 
-    def check_length(self, length: int | None) -> None:
-        """Refuse a reading length this model cannot give (see :meth:`solve`); ``None`` means any."""
+    def check_options(self, *, symbols: str | None = None, length: int | None = None) -> None:
+        """Refuse an alphabet or a reading length this model cannot read (see :meth:`solve`); ``None`` means any.
+
+        For callers that must fail before expensive or irreversible work (a
+        download, opening a port, reading a request body) rather than at the first solve.
+        """
+        if symbols is not None:
+            allowed_classes(self.spec.charset, symbols)
         if length is not None and not 1 <= length <= self.spec.max_length:
             raise ConfigError(
                 f"this model reads 1 to {self.spec.max_length} symbols, so a reading length of {length} cannot be asked for"

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .ctc import allowed_classes
 from .errors import LabelError
 from .evaluate import ProgressCallback, solve_files
 from .fileops import write_text_atomically
@@ -110,9 +109,7 @@ def add_guesses(
     (``symbols`` and ``length``, as in :func:`guess_files`, apply to the new ones).
     """
     # Refuse a bad alphabet or length even when nothing is left to guess.
-    if symbols is not None:
-        allowed_classes(solver.spec.charset, symbols)
-    solver.check_length(length)
+    solver.check_options(symbols=symbols, length=length)
     cache = folder / PRELABELS_NAME
     guesses = read_prelabels(cache)
     todo = [path for path in paths if path.name not in guesses]

@@ -5,8 +5,8 @@ activations quantized on the fly, no data needed. Given calibration images,
 the convolutions become int8 too, statically: their activation ranges are
 measured on those images once, and ONNX Runtime runs them as integer
 convolutions (its dynamic ``ConvInteger`` kernel was 2.5× slower than float;
-the static ones ran the ``wide`` default 1.9× faster than fp32, against 1.1×
-without them). The quantized file keeps every ``knucaptcha.*`` metadata key
+with static ones, ``benchmarks/compare_peers.py`` read the ``wide`` default 1.45×
+as fast as fp32 on one thread, against 1.1× with float convolutions). The quantized file keeps every ``knucaptcha.*`` metadata key
 and adds ``knucaptcha.quantization``, so it loads in
 :class:`~knucaptcha.inference.Solver` like the original. Needs the ``onnx``
 package (the ``quantize`` extra).
@@ -37,10 +37,13 @@ DYNAMIC_OPS = ("MatMul", "LSTM")
 STATIC_OPS = ("Conv",)
 """Operator types quantized from calibration images; the column projection is a convolution too."""
 CALIBRATION_BATCH = 32
+"""Images per calibration run of the model."""
 CALIBRATION_COUNT = 256
 """Generated captchas ``knucaptcha export`` calibrates on by default: enough for stable ranges."""
 CALIBRATION_SEED = 9_002
 """Their seed, apart from the export check's (9001) and every training and test seed."""
+
+
 def quantize_int8(
     source: str | os.PathLike[str], out: str | os.PathLike[str], calibration: Sequence[ImageSource] = ()
 ) -> Path:

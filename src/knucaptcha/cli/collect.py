@@ -42,7 +42,6 @@ def collect(
     """
     from ..collect import CollectConfig
     from ..collect import collect as run_collect
-    from ..ctc import allowed_classes
     from ..inference import Solver
 
     config = CollectConfig(url, count, concurrency, delay, timeout, retries, backoff)
@@ -52,9 +51,7 @@ def collect(
     # Fail on a bad model, alphabet or length before downloading anything.
     solver = Solver.load(model) if prelabel else None
     if solver is not None:
-        if symbols is not None:
-            allowed_classes(solver.spec.charset, symbols)
-        solver.check_length(length)
+        solver.check_options(symbols=symbols, length=length)
     with progress() as bar:
         task = bar.add_task("collecting", total=count)
         report = run_collect(config, out, on_progress=lambda done: bar.advance(task, done))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..ctc import allowed_classes
 from ..errors import ConfigError
 from ..inference import Solver
 from ..spec import METADATA_PREFIX
@@ -33,9 +32,7 @@ class ModelRegistry:
         solvers = {name: Solver.load(reference, threads=settings.threads) for name, reference in settings.models}
         for name, solver in solvers.items():
             try:
-                if settings.site_symbols is not None:
-                    allowed_classes(solver.spec.charset, settings.site_symbols)
-                solver.check_length(settings.site_length)
+                solver.check_options(symbols=settings.site_symbols, length=settings.site_length)
             except ConfigError as error:
                 raise ConfigError(f"model {name!r}: {error}") from None
         return cls(solvers, settings.default_model)

@@ -19,7 +19,7 @@ from fastapi.responses import PlainTextResponse
 from PIL import Image
 from starlette.datastructures import FormData, UploadFile
 
-from ..ctc import Prediction, allowed_classes
+from ..ctc import Prediction
 from ..errors import ImageError
 from ..inference import Solver
 from ..preprocess import load_image
@@ -76,9 +76,7 @@ class ReadOptions:
         """Refuse bad options before the body is read: a beam over the limit, symbols or a length the model cannot read."""
         if self.beam > beam_limit:
             raise ApiError(400, "invalid_option", f"beam must be at most {beam_limit}, not {self.beam}")
-        if self.symbols is not None:
-            allowed_classes(solver.spec.charset, self.symbols)  # a ConfigError is answered 400 invalid_option
-        solver.check_length(self.length)  # likewise
+        solver.check_options(symbols=self.symbols, length=self.length)  # a ConfigError is answered 400 invalid_option
 
     def read(self, solver: Solver, images: list[Image.Image]) -> list[Prediction]:
         """``solver``'s readings of ``images`` with these options."""

@@ -55,9 +55,9 @@ def make_sheet(args: argparse.Namespace) -> None:
     try:
         solver = Solver.load(args.model)
         images, labels, notes, source = _captchas(args)
+        readings = [p.text for p in solver.solve_batch(images)]  # an unreadable image is an ImageError
     except KnucaptchaError as error:
         sys.exit(f"error: {error}")
-    readings = [p.text for p in solver.solve_batch(images)]
     wrong = [i for i, (label, text) in enumerate(zip(labels, readings)) if text != label]
     right = [i for i, (label, text) in enumerate(zip(labels, readings)) if text == label]
     shuffler = random.Random(SHUFFLE_SEED)
@@ -66,6 +66,8 @@ def make_sheet(args: argparse.Namespace) -> None:
     else:
         shown = wrong + shuffler.sample(right, min(args.errors_plus, len(right)))
     shuffler.shuffle(shown)
+    if not shown:
+        sys.exit("error: nothing to show: the model read every image right and --errors-plus is 0")
 
     out.mkdir(parents=True, exist_ok=True)
     planes = [to_input(images[i], solver.spec.preprocess)[0] for i in shown]
@@ -156,6 +158,13 @@ def score_sheet(args: argparse.Namespace) -> None:
         print(f"\nread by the person, misread by the model ({len(saved)}):\n  " + "\n  ".join(saved))
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _share(part: int, whole: int) -> str:
     return f"{part / whole:.1%}" if whole else "-"
 
@@ -169,7 +178,7 @@ def main() -> None:
     sheet.add_argument("--style", default="knu", help="Generator style (default: knu).")
     sheet.add_argument("--difficulty", default="mixed", help="easy, medium, hard or mixed (default: mixed).")
     sheet.add_argument("--seed", type=int, default=HELDOUT_SEED, help=f"Image seed (default {HELDOUT_SEED}).")
-    sheet.add_argument("--count", type=int, default=2000, help="Images generated or taken from --data (default 2000).")
+    sheet.add_argument("--count", type=_positive, default=2000, help="Images generated or taken from --data (default 2000).")
     sheet.add_argument("--data", help="A labelled folder to read instead of generated captchas (sorted by name).")
     sheet.add_argument("--errors-plus", type=int, metavar="K",
                        help="Show only the model's misreadings plus K of its right readings.")

@@ -95,8 +95,12 @@ def test_sheet_reads_a_labelled_folder_in_name_order(tmp_path: Path) -> None:
     assert all(item["note"].startswith(item["label"]) for item in key["shown"])
 
 
-def test_sheet_refuses_a_folder_without_labelled_images(tmp_path: Path) -> None:
+def test_sheet_refuses_a_folder_without_labelled_images_or_with_a_broken_one(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     done = run("sheet", str(tmp_path / "sheet"), "--data", str(tmp_path / "empty"))
     assert done.returncode != 0 and done.stderr.strip() == f"error: {tmp_path / 'empty'} holds no labelled image"
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "ABCD_1.png").write_bytes(b"not a png")
+    done = run("sheet", str(tmp_path / "sheet"), "--data", str(tmp_path / "broken"))
+    assert done.returncode != 0 and done.stderr.startswith("error: ") and len(done.stderr.splitlines()) == 1
     assert not (tmp_path / "sheet").exists()

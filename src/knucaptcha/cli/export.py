@@ -109,15 +109,17 @@ def export(
 
     bundled = model in BUNDLED_MODELS
     reference_path = onnx_source(model)
+    reference = Solver.load(reference_path) if reference_path is not None else None
     if fmt is Format.onnx_int8:
         from ..quantize import CALIBRATION_SEED, quantize_int8
 
-        if reference_path is None:
+        if reference_path is None or reference is None:
             raise ConfigError(f"int8 quantization starts from an ONNX file; no {ONNX_NAME} beside {model}")
         target = out or default_out(reference_path, fmt, bundled)
         _refuse_overwrite(target, reference_path)
         with console.status("quantizing"):
-            images = _generated(Solver.load(reference_path), calibration, style, difficulty, CALIBRATION_SEED)
+            name = style or _trained_style(reference.metadata)
+            images = _generated(name, difficulty, CALIBRATION_SEED, calibration)
             written = quantize_int8(reference_path, target, [sample.image for sample in images])
     else:
         from ..train.litert import export_checkpoint_tflite
@@ -128,7 +130,6 @@ def export(
         console.print(f"converting {checkpoint} with litert-torch", markup=False)
         written = export_checkpoint_tflite(checkpoint, target)
     candidate = Solver.load(written)
-    reference = Solver.load(reference_path) if reference_path is not None else None
     report: dict[str, Any] = {
         "format": fmt.value,
         "file": str(written),
@@ -155,17 +156,17 @@ def _measure(
     from ..agreement import compare
 
     name = style or _trained_style(candidate.metadata)
-    chosen = _generated(candidate, count, name, difficulty, seed)
+    chosen = _generated(name, difficulty, seed, count)
     with console.status(f"reading {count} generated {name} images"):
         result = compare(candidate, reference, [s.image for s in chosen], [s.label for s in chosen])
     return {"style": name, "difficulty": difficulty, "seed": seed, **result.to_dict()}
 
 
-def _generated(model: Solver, count: int, style: str | None, difficulty: str, seed: int) -> list[Sample]:
-    """``count`` generated captchas of ``style`` (default: the one ``model`` was trained on)."""
+def _generated(style: str, difficulty: str, seed: int, count: int) -> list[Sample]:
+    """``count`` generated captchas of ``style`` at ``difficulty``, drawn from ``seed``."""
     from ..generator import generate_samples, get_style
 
-    return list(generate_samples(get_style(style or _trained_style(model.metadata), difficulty), seed=seed, count=count))
+    return list(generate_samples(get_style(style, difficulty), seed=seed, count=count))
 
 
 def _trained_style(metadata: dict[str, str]) -> str:

@@ -49,6 +49,13 @@ def linear_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_linear_onnx(tmp_path_factory.mktemp("models") / "linear.onnx", spec)
 
 
+@pytest.fixture(scope="session")
+def other_linear_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`linear_model` with other random weights: another model of the same spec (say, a fine-tuned one)."""
+    spec = ModelSpec(Charset(DIGITS_UPPER), PreprocessSpec(), max_length=4)
+    return build_linear_onnx(tmp_path_factory.mktemp("models") / "other.onnx", spec, seed=1)
+
+
 def write_captchas(folder: Path, labels: list[str]) -> Path:
     """Write one 140×35 transparent PNG per label, text in the alpha channel, named ``LABEL_i.png``."""
     from PIL import Image, ImageDraw

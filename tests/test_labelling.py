@@ -182,6 +182,42 @@ def test_a_solver_fills_missing_guesses_once(tmp_path: Path, linear_model: Path)
     assert (folder / PRELABELS_NAME).stat().st_mtime_ns == mtime
 
 
+def test_guesses_of_another_model_or_other_options_are_made_again(
+    tmp_path: Path, linear_model: Path, other_linear_model: Path
+) -> None:
+    from knucaptcha.inference import Solver
+
+    folder = make_folder(tmp_path / "f", {})
+    names = ("_x.png", "_y.png", "_z.png")
+    for name in names:
+        (folder / name).write_bytes(_png(len(name) + ord(name[1])))
+    # A prelabels file from before the reader column: its guesses' reader is unknown.
+    (folder / PRELABELS_NAME).write_text("file,guess,confidence\n_x.png,OLD,0.5\n", encoding="utf-8")
+    assert read_prelabels(folder / PRELABELS_NAME)["_x.png"] == Guess("OLD", 0.5, "")
+    first = Solver.load(linear_model)
+    tuned = Solver.load(other_linear_model)  # "after fine-tuning"
+
+    def cached_texts() -> dict[str, str]:
+        return {name: guess.text for name, guess in read_prelabels(folder / PRELABELS_NAME).items()}
+
+    LabellingSession.open(folder, solver=first)
+    assert cached_texts() == {name: first.solve(folder / name).text for name in names}
+    LabellingSession.open(folder, solver=tuned)
+    assert cached_texts() == {name: tuned.solve(folder / name).text for name in names} != {
+        name: first.solve(folder / name).text for name in names
+    }
+    mtime = (folder / PRELABELS_NAME).stat().st_mtime_ns
+    copy = tmp_path / "copy.onnx"
+    copy.write_bytes(other_linear_model.read_bytes())
+    LabellingSession.open(folder, solver=Solver.load(copy))  # the same model under another name: nothing to redo
+    assert (folder / PRELABELS_NAME).stat().st_mtime_ns == mtime
+    LabellingSession.open(folder, solver=tuned, length=2)
+    assert cached_texts() == {name: tuned.solve(folder / name, length=2).text for name in names}
+    assert {guess.reader for guess in read_prelabels(folder / PRELABELS_NAME).values()} == {
+        f"sha256:{tuned.digest[:16]} length=2"
+    }
+
+
 def test_guesses_can_be_restricted_to_a_sites_alphabet(tmp_path: Path, linear_model: Path) -> None:
     from knucaptcha.inference import Solver
 

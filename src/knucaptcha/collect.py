@@ -31,7 +31,7 @@ from PIL import Image
 from . import __version__
 from .errors import ConfigError, ImageError
 from .evaluate import ProgressCallback
-from .fileops import create_exclusively
+from .fileops import create_exclusively, file_digest
 from .labels import IMAGE_EXTENSIONS
 from .preprocess import load_image
 
@@ -145,7 +145,7 @@ def collect(
 
 def _hashes_in(folder: Path) -> set[str]:
     return {
-        hashlib.sha256(path.read_bytes()).hexdigest()
+        file_digest(path)
         for path in folder.iterdir()
         if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
     }

@@ -8,12 +8,18 @@ instead of replacing what is there. Standard library only.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import LabelError, MissingFileError
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's bytes, in hex: what a file holds, whatever it is named."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def write_text_atomically(path: str | os.PathLike[str], text: str) -> None:

@@ -10,7 +10,6 @@ manifest entries naming no file. Every image is decoded with
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 
 from .charset import Charset
 from .errors import ImageError, MissingFileError
+from .fileops import file_digest
 from .labels import survey_folder
 from .preprocess import load_image
 
@@ -108,7 +108,7 @@ def folder_stats(
         name = path.relative_to(root).as_posix()
         try:
             image = load_image(path)
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest = file_digest(path)
         except (ImageError, MissingFileError, OSError) as error:
             unreadable.append(UnreadableFile(name, str(error)))
         else:

@@ -21,6 +21,7 @@ import onnxruntime as ort
 from . import litert  # light: it imports the LiteRT runtime only when a .tflite file is opened
 from .ctc import Prediction, allowed_classes, beam_decode, fixed_length_decode, greedy_decode_batch, restrict, softmax
 from .errors import ConfigError, MissingFileError, ModelError
+from .fileops import file_digest
 from .preprocess import ImageSource, to_batch
 from .spec import METADATA_PREFIX, OUTPUT_KEY, ModelSpec
 
@@ -90,14 +91,17 @@ class Solver:
     """Reads captchas with one exported knucaptcha model.
 
     Build it with :meth:`load`. The model's own metadata says how to
-    preprocess and decode, so nothing else needs configuring.
+    preprocess and decode, so nothing else needs configuring. ``name`` is what
+    messages call it; ``digest``, the SHA-256 of the model file, tells one
+    model from another, so that what it read can be cached and redone when it changes.
     """
 
-    def __init__(self, backend: Backend, spec: ModelSpec, metadata: dict[str, str], name: str):
+    def __init__(self, backend: Backend, spec: ModelSpec, metadata: dict[str, str], name: str, digest: str):
         self._backend = backend
         self.spec = spec
         self.metadata = metadata
         self.name = name
+        self.digest = digest
         # Files from before the softmax moved into the graph output logits.
         self._needs_softmax = metadata.get(OUTPUT_KEY, "logits") == "logits"
 
@@ -133,7 +137,7 @@ class Solver:
         if metadata.get(OUTPUT_KEY, "logits") not in ("logits", "probabilities"):
             raise ModelError(f"{path}: unknown model output {metadata[OUTPUT_KEY]!r} (logits or probabilities)")
         name = path.stem if model is None or not isinstance(model, str) or model not in BUNDLED_MODELS else model
-        return cls(backend, spec, metadata, name)
+        return cls(backend, spec, metadata, name, file_digest(path))
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
         """Per-frame class probabilities ``(N, T, C)`` for preprocessed inputs ``(N, 1, H, W)``."""

@@ -139,8 +139,9 @@ class LabellingSession:
         """Scan ``folder`` and queue its unlabelled images with the model's guesses.
 
         Guesses come from the folder's ``prelabels.csv``; with a ``solver``,
-        images missing from it are solved once (using only ``symbols`` and
-        reading ``length`` symbols, if given) and added to it.
+        images it holds no guess of this solver's for (told the same
+        ``symbols`` and ``length``) are solved and saved to it (see
+        :func:`~knucaptcha.prelabels.add_guesses`).
 
         Raises:
             MissingFileError: ``folder`` is not a folder.

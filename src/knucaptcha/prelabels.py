@@ -2,8 +2,14 @@
 
 ``knucaptcha collect --prelabel`` writes the file and the labelling page reads
 it (and adds the guesses it had to compute), so a person starts from the
-model's reading and corrects only its mistakes. Columns: ``file,guess,confidence``.
+model's reading and corrects only its mistakes. Columns: ``file,guess,confidence,reader``.
 A guess is never a label: training ignores this file.
+
+``reader`` says which model made a guess (the SHA-256 of its file) and with
+which alphabet and length. The usual round is collect, label some, fine-tune,
+then label the rest with the fine-tuned model: a guess whose reader is not the
+one asking now is made again, so the better model's guesses are the ones shown.
+Files written before the column existed read as guesses of an unknown reader.
 """
 
 from __future__ import annotations
@@ -24,15 +30,27 @@ if TYPE_CHECKING:
     from .inference import Solver
 
 PRELABELS_NAME = "prelabels.csv"
-_FIELDS = ("file", "guess", "confidence")
+_FIELDS = ("file", "guess", "confidence", "reader")
+_REQUIRED = _FIELDS[:3]
 
 
 @dataclass(frozen=True)
 class Guess:
-    """What a model read in one image, and how sure it was (0 to 1)."""
+    """What a model read in one image, how sure it was (0 to 1), and who read it (:func:`reader_of`; empty if unknown)."""
 
     text: str
     confidence: float
+    reader: str = ""
+
+
+def reader_of(solver: Solver, *, symbols: str | None = None, length: int | None = None) -> str:
+    """Who makes a guess: the model's file digest, and the alphabet and length it was told, if any."""
+    parts = [f"sha256:{solver.digest[:16]}"]
+    if symbols is not None:
+        parts.append(f"symbols={''.join(sorted(set(symbols)))}")
+    if length is not None:
+        parts.append(f"length={length}")
+    return " ".join(parts)
 
 
 def read_prelabels(path: str | os.PathLike[str]) -> dict[str, Guess]:
@@ -46,7 +64,7 @@ def read_prelabels(path: str | os.PathLike[str]) -> dict[str, Guess]:
     if not path.is_file():
         return {}
     reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline=""))
-    if not set(_FIELDS) <= set(reader.fieldnames or []):
+    if not set(_REQUIRED) <= set(reader.fieldnames or []):
         raise LabelError(f"{path} must start with a 'file,guess,confidence' header")
     guesses: dict[str, Guess] = {}
     for row in reader:
@@ -57,19 +75,21 @@ def read_prelabels(path: str | os.PathLike[str]) -> dict[str, Guess]:
             raise LabelError(f"{where}: confidence {row['confidence']!r} is not a number") from None
         if not 0.0 <= confidence <= 1.0:  # NaN fails it too
             raise LabelError(f"{path} line {reader.line_num}: confidence {confidence} is not between 0 and 1")
-        guesses[row["file"] or ""] = Guess(row["guess"] or "", confidence)
+        guesses[row["file"] or ""] = Guess(row["guess"] or "", confidence, row.get("reader") or "")
     return guesses
 
 
 def write_prelabels(path: str | os.PathLike[str], guesses: Mapping[str, Guess]) -> None:
-    """Write ``{file name: Guess}`` as ``file,guess,confidence``, atomically, sorted by file name.
+    """Write ``{file name: Guess}`` as ``file,guess,confidence,reader``, atomically, sorted by file name.
 
     Confidences are written in full (``repr``), so a guess reads back equal to the one written.
     """
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(_FIELDS)
-    writer.writerows((name, guesses[name].text, repr(guesses[name].confidence)) for name in sorted(guesses))
+    writer.writerows(
+        (name, guess.text, repr(guess.confidence), guess.reader) for name, guess in sorted(guesses.items())
+    )
     write_text_atomically(path, buffer.getvalue())
 
 
@@ -87,8 +107,9 @@ def guess_files(
     number of symbols (see :meth:`Solver.solve`).
     """
     solved = solve_files(solver, paths, symbols=symbols, length=length, on_progress=on_progress)
+    reader = reader_of(solver, symbols=symbols, length=length)
     return {
-        item.path.name: Guess(item.prediction.text, item.prediction.confidence)
+        item.path.name: Guess(item.prediction.text, item.prediction.confidence, reader)
         for item in solved
         if item.prediction is not None
     }
@@ -103,16 +124,19 @@ def add_guesses(
     length: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> dict[str, Guess]:
-    """Guess the files of ``paths`` not yet in ``folder``'s prelabels file, save them, and return all guesses.
+    """Guess the files of ``paths`` that ``folder``'s prelabels file lacks, save them, and return all guesses.
 
-    Guesses already on file are kept as they are: an image is solved once
-    (``symbols`` and ``length``, as in :func:`guess_files`, apply to the new ones).
+    An image is solved once per reader: guesses on file from this model, told
+    the same ``symbols`` and ``length`` (as in :func:`guess_files`), are kept;
+    those from another model or other options are made again. Guesses for
+    files outside ``paths`` (labelled since) stay as they are.
     """
     # Refuse a bad alphabet or length even when nothing is left to guess.
     solver.check_options(symbols=symbols, length=length)
     cache = folder / PRELABELS_NAME
     guesses = read_prelabels(cache)
-    todo = [path for path in paths if path.name not in guesses]
+    reader = reader_of(solver, symbols=symbols, length=length)
+    todo = [path for path in paths if path.name not in guesses or guesses[path.name].reader != reader]
     if todo:
         guesses.update(guess_files(solver, todo, symbols=symbols, length=length, on_progress=on_progress))
         write_prelabels(cache, guesses)

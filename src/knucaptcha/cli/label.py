@@ -37,8 +37,8 @@ def label(
     labels.csv; without one, named without a label: nothing before the
     first '_', as collect names them), least confident guess first. Enter saves,
     typing corrects, Esc skips, Ctrl+Z undoes. Files are never overwritten or
-    deleted. The model's guesses are cached in FOLDER/prelabels.csv (--symbols
-    and --length apply to images not guessed yet).
+    deleted. The model's guesses are cached in FOLDER/prelabels.csv, and made
+    again for images another model (or other --symbols/--length) guessed.
     """
     import uvicorn  # FastAPI and uvicorn load only for this command
 

@@ -170,6 +170,18 @@ def test_demo_page_reads_the_length_typed_up_to_the_models_maximum(
     expect(page.locator("#result-text")).to_have_text(told)
 
 
+def test_demo_page_names_the_services_alphabet_and_length_in_the_empty_fields(
+    page: Page, shipped_model: Path, tmp_path: Path
+) -> None:
+    settings = ServeSettings(
+        models=(("default", str(shipped_model)),), captcha_seed=0, site_symbols="ABC123", site_length=4
+    )
+    with running(create_app(settings)) as url:
+        page.goto(f"{url}/")
+        expect(page.locator("#symbols")).to_have_attribute("placeholder", "site: ABC123")
+        expect(page.locator("#length")).to_have_attribute("placeholder", "site: 4")
+
+
 def test_label_page_labels_skips_and_undoes_on_disk(page: Page, site: tuple[str, Path]) -> None:
     url, folder = site
     guesses = read_prelabels(folder / PRELABELS_NAME)

@@ -213,6 +213,7 @@ def test_the_sites_alphabet_and_length_are_the_services_defaults(linear_model: P
         assert told.post("/api", files={"upload_file": ("a.png", captcha)}).text == want
         own = told.post("/v1/solve?length=3&symbols=AB", content=captcha).json()["text"]  # a request's own replace them
         assert own == solver.solve(captcha, symbols="AB", length=3).text
+        assert told.get("/v1/defaults").json() == site
     with pytest.raises(ConfigError, match="model 'linear': .*cannot read 'a'"):
         create_app(replace(settings, site_symbols="a"))
 
@@ -338,15 +339,19 @@ def test_models_lists_names_charset_and_input(client: TestClient) -> None:
     assert first["preprocess"]["mode"] == "alpha" and first["metadata"] == {"format": "1"}
 
 
+def test_defaults_are_none_when_the_service_was_not_told_the_site(client: TestClient) -> None:
+    assert client.get("/v1/defaults").json() == {"symbols": None, "length": None}
+
+
 def test_healthz(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "models": ["linear", "second"]}
 
 
 def test_openapi_describes_every_endpoint(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
-    assert {"/v1/solve", "/v1/solve/batch", "/api", "/v1/models", "/healthz", "/captcha", "/captcha/verify"} <= set(
-        schema["paths"]
-    )
+    assert {
+        "/v1/solve", "/v1/solve/batch", "/api", "/v1/models", "/v1/defaults", "/healthz", "/captcha", "/captcha/verify"
+    } <= set(schema["paths"])
     solve = schema["paths"]["/v1/solve"]["post"]
     assert {"multipart/form-data", "application/octet-stream"} <= set(solve["requestBody"]["content"])
     assert {"model", "beam", "symbols", "length"} <= {parameter["name"] for parameter in solve["parameters"]}

@@ -21,7 +21,7 @@ from .errors import install_error_handlers
 from .labelling import labelling_router
 from .limits import BodyLimit
 from .registry import ModelRegistry
-from .schemas import Health, ModelInfo
+from .schemas import Health, ModelInfo, ReadDefaults
 from .settings import ServeSettings
 from .solve import solve_router
 
@@ -47,7 +47,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
     install_error_handlers(app, settings.max_upload_bytes)
     app.include_router(solve_router(models, settings))
-    app.include_router(_info_router(models))
+    app.include_router(_info_router(models, settings))
     app.include_router(captcha_router(captchas))
     if settings.label_dir is not None:
         session = LabellingSession.open(
@@ -63,13 +63,19 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     return app
 
 
-def _info_router(models: ModelRegistry) -> APIRouter:
+def _info_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
     router = APIRouter(tags=["service"])
 
     @router.get("/v1/models", response_model=list[ModelInfo])
     async def list_models() -> list[ModelInfo]:
         """The loaded models: name, charset, input size, preprocessing and the rest of their metadata."""
         return models.describe()
+
+    @router.get("/v1/defaults", response_model=ReadDefaults)
+    async def read_defaults() -> ReadDefaults:
+        """The site's alphabet and length (`serve --symbols/--length`): what a request that gives no
+        `symbols` or `length` is read with, and what `/api` always uses."""
+        return ReadDefaults(symbols=settings.site_symbols, length=settings.site_length)
 
     @router.get("/healthz", response_model=Health)
     async def health() -> Health:

@@ -60,6 +60,13 @@ class ModelInfo(BaseModel):
     )
 
 
+class ReadDefaults(BaseModel):
+    """What a request that gives no ``symbols`` or ``length`` is read with (``serve --symbols/--length``)."""
+
+    symbols: Union[str, None] = Field(description="The site's alphabet; null: every symbol of the model.")
+    length: Union[int, None] = Field(description="The site's number of symbols; null: any.")
+
+
 class Health(BaseModel):
     status: str
     models: list[str]

@@ -134,6 +134,15 @@ async function loadModels() {
   limitLength();
 }
 
+// Empty fields read with the service's own alphabet and length (serve --symbols/--length): say which.
+async function showDefaults() {
+  const response = await fetch("/v1/defaults");
+  if (!response.ok) return;
+  const { symbols, length } = await response.json();
+  if (symbols !== null) $("symbols").placeholder = `site: ${symbols}`;
+  if (length !== null) $("length").placeholder = `site: ${length}`;
+}
+
 function setUp() {
   $("new-sample").addEventListener("click", newSample);
   $("model").addEventListener("change", () => {
@@ -169,6 +178,7 @@ function setUp() {
       newSample();
     }
   });
+  showDefaults();
   loadModels().then(newSample);
 }
 

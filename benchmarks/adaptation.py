@@ -98,6 +98,8 @@ def fine_tune(args: argparse.Namespace, size: int, data: Path, run: Path, test: 
     ]  # fmt: skip
     if args.lr is not None:
         command += ["--lr", str(args.lr)]
+    if args.noise_overlay is not None:
+        command += ["--noise-overlay", str(args.noise_overlay)]
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - started
@@ -161,6 +163,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-epochs", type=int, default=100, help="passed to knucaptcha train")
     parser.add_argument("--patience", type=int, default=10, help="passed to knucaptcha train")
     parser.add_argument("--lr", type=float, help="passed to knucaptcha train (default: its own, 1e-4 with --init)")
+    parser.add_argument("--noise-overlay", type=float, help="passed to knucaptcha train (default: its own, 0.5)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--work", type=Path, help="keep data and runs in this new or empty folder")
     args = parser.parse_args()
@@ -192,7 +195,8 @@ def main() -> None:
     setting = (
         f"{args.style}{fonts} ({args.difficulty}): {args.test_count} test images (seed {TEST_SEED}), "
         f"training images from seed {POOL_SEED}; --init {args.init}, --max-epochs {args.max_epochs}, "
-        f"--patience {args.patience}, --lr {args.lr or 'default'}, --threads 1; "
+        f"--patience {args.patience}, --lr {args.lr or 'default'}, "
+        f"--noise-overlay {'default' if args.noise_overlay is None else args.noise_overlay}, --threads 1; "
         f"{datetime.now(timezone.utc):%Y-%m-%d}, {platform.machine()}"
     )
     print(setting + "\n")

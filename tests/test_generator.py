@@ -25,6 +25,7 @@ from knucaptcha.generator import (
     label_for,
     matplotlib_font_dir,
     preview_grid,
+    render_noise,
     render_sample,
     with_font_folder,
     write_dataset,
@@ -123,6 +124,19 @@ def test_harder_means_more_ink_noise() -> None:
         return float(np.mean([(np.asarray(s.image)[..., 3] > 0).mean() for s in samples]))
 
     assert ink("easy") < ink("hard")
+
+
+def test_noise_alone_is_the_styles_image_without_glyphs() -> None:
+    style = get_style("knu", "hard")
+    noise = render_noise(style, 3, 7)
+    assert noise.mode == "RGBA" and noise.size == (style.width, style.height)
+    assert np.array_equal(np.asarray(noise), np.asarray(render_noise(style, 3, 7)))  # seeded
+    assert (np.asarray(noise)[..., 3] > 0).any()
+    quiet = replace(style, calm=Knobs(), wild=Knobs())  # glyphs, but no lines, arcs, curves, grid or dots
+    assert not (np.asarray(render_noise(quiet, 3, 7))[..., 3] > 0).any()
+    assert (np.asarray(render_sample(quiet, 3, 7).image)[..., 3] > 0).any()
+    gray = render_noise(get_style("knu2021", "hard"), 3, 7)
+    assert gray.mode == "RGB" and gray.size == (150, 40)
 
 
 def test_fonts_are_recorded_and_the_unseen_style_shares_none_with_knu() -> None:

@@ -351,3 +351,31 @@ def test_a_small_folder_is_repeated_to_fill_an_epoch(folder: Path) -> None:
     assert filled.epoch(0).labels[: len(plain.train)] == filled.epoch(0).labels[-len(plain.train) :] == plain.train.labels
     assert torch.equal(filled.epoch(0).images[-len(plain.train) :], plain.train.images)
     assert filled.describe()["epoch_size"] == 5 * len(plain.train) + 3
+
+
+def test_noise_overlay_adds_fresh_noise_to_a_share_of_each_epoch_only(folder: Path) -> None:
+    plain = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0, epoch_size=1000)
+    noisy = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0, epoch_size=1000, noise_overlay=0.5)
+    base, first = plain.epoch(0).images, noisy.epoch(0).images
+    assert noisy.epoch(0).labels == plain.epoch(0).labels
+    assert torch.all(first >= base) and set(first.unique().tolist()) <= {0.0, 1.0}  # ink is only added, still binary
+    changed = (first != base).flatten(1).any(dim=1).float().mean().item()
+    assert 0.4 < changed < 0.6  # about half the images
+    assert torch.equal(noisy.epoch(0).images, first)  # the same epoch draws the same noise (so --resume does)
+    assert not torch.equal(noisy.epoch(1).images, first)  # and the next epoch new noise
+    assert torch.equal(noisy.valid.images, plain.valid.images)
+    assert torch.equal(plain.epoch(3).images, base)
+    reopened = open_source(noisy.describe())
+    assert noisy.describe()["noise_overlay"] == 0.5 and torch.equal(reopened.epoch(1).images, noisy.epoch(1).images)
+    with pytest.raises(TrainingError, match="noise_overlay"):
+        FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0, noise_overlay=1.5)
+
+
+def test_cli_overlays_noise_on_labelled_folders_by_default_and_only_there(tmp_path: Path, folder: Path) -> None:
+    runner = CliRunner()
+    for run, extra, share in (("default", [], 0.5), ("none", ["--noise-overlay", "0"], 0.0)):
+        result = runner.invoke(app, ["train", "--data", str(folder), "--out", str(tmp_path / run), "--max-epochs", "1", *extra])
+        assert result.exit_code == 0, result.output
+        assert checkpoint.read(tmp_path / run / "checkpoint.pt")["data"]["noise_overlay"] == share
+    refused = runner.invoke(app, ["train", "--out", str(tmp_path / "generated"), "--noise-overlay", "0.5"])
+    assert refused.exit_code == 2 and "--noise-overlay draws over a --data folder" in refused.output

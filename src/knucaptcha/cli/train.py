@@ -49,6 +49,9 @@ def train(
     augment: Optional[bool] = typer.Option(
         None, "--augment/--no-augment", help="Affine jitter and noise on training images (default: on with --data, off for generated data)."
     ),
+    noise_overlay: Optional[float] = typer.Option(
+        None, "--noise-overlay", help="Share of --data training images drawn over with fresh generated noise each epoch (default: 0.5)."
+    ),
     valid_fraction: float = typer.Option(0.1, "--valid-fraction", help="Share of --data held out for validation."),
     epoch_size: int = typer.Option(4000, "--epoch-size", help="Images per epoch: generated ones, or a smaller --data training split repeated (augmented anew) to about this many."),
     valid_size: int = typer.Option(400, "--valid-size", help="Generated validation images."),
@@ -67,7 +70,7 @@ def train(
 
     from ..train import TrainConfig, count_parameters, load_checkpoint, start
     from ..train.config import FINE_TUNE_LR
-    from ..train.data import FolderSource, GeneratedSource
+    from ..train.data import NOISE_OVERLAY, FolderSource, GeneratedSource
     from ..train.trainer import Trainer
 
     if threads:
@@ -102,6 +105,8 @@ def train(
         )
         if data is not None and fonts is not None:
             raise ConfigError("--fonts draws generated captchas; a --data folder brings its own images")
+        if data is None and noise_overlay is not None:
+            raise ConfigError("--noise-overlay draws over a --data folder's images; generated captchas have their own noise")
         if data is not None and valid_data is not None:
             raise ConfigError("--valid-data validates generated training; --data holds out its own --valid-fraction")
         loaded = (init, load_checkpoint(init)) if init else None
@@ -110,7 +115,13 @@ def train(
 
             preprocess = loaded[1].spec.preprocess if loaded else get_style(style).preprocess
             source = FolderSource(
-                data, preprocess, case=case, valid_fraction=valid_fraction, seed=seed, epoch_size=epoch_size
+                data,
+                preprocess,
+                case=case,
+                valid_fraction=valid_fraction,
+                seed=seed,
+                epoch_size=epoch_size,
+                noise_overlay=NOISE_OVERLAY if noise_overlay is None else noise_overlay,
             )
         else:
             with console.status("reading the validation folder" if valid_data else "generating the validation set"):

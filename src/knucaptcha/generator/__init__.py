@@ -18,7 +18,7 @@ from .dataset import (
     write_preview,
 )
 from .fonts import find_fonts, matplotlib_font_dir
-from .render import Sample, fonts_for, label_for, render_sample
+from .render import Sample, fonts_for, label_for, render_noise, render_sample
 from .styles import DIFFICULTIES, STYLE_NAMES, Knobs, Style, get_style, with_font_folder
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "label_for",
     "matplotlib_font_dir",
     "preview_grid",
+    "render_noise",
     "render_sample",
     "with_font_folder",
     "write_dataset",

@@ -64,6 +64,22 @@ def render_sample(style: Style, seed: int, index: int) -> Sample:
     return Sample(_finish(rng, style, spans, plane), label, font.stem, difficulty)
 
 
+def render_noise(style: Style, seed: int, index: int) -> Image.Image:
+    """Noise alone, no glyphs: the lines, arcs, curves, grid and dots of a ``style`` image, unwarped.
+
+    Drawn from the stream ``(seed, index)`` at a difficulty as :func:`render_sample`
+    draws one, and finished as the style's image (so the solver's preprocessing
+    reads it as it reads a captcha). Training overlays it on labelled images
+    (:class:`~knucaptcha.train.data.FolderSource`): a few hundred of a site's
+    captchas then show their glyphs among more clutter than they hold.
+    """
+    rng = _rng(seed, index)
+    spans = blend(style.calm, style.wild, _draw_difficulty(rng, style))
+    ink = int(_uniform(rng, spans["ink"]))
+    plane = _cut_edges(rng, spans, _draw_noise(rng, style, spans, ink), ink)
+    return _finish(rng, style, spans, plane)
+
+
 def fonts_for(style: Style) -> tuple[Path, ...]:
     """The font files ``style`` draws with (see :func:`find_fonts`); raises if there are none."""
     return find_fonts(style.font_dir, style.fonts, style.charset.symbols)

@@ -23,7 +23,7 @@ import torch
 
 from knucaptcha.labels import scan_folder
 from knucaptcha.preprocess import to_batch
-from knucaptcha.train import EpochRecord, Observer, TrainConfig, load_checkpoint, start
+from knucaptcha.train import EpochRecord, Observer, TrainConfig, Trainer, load_checkpoint, start
 from knucaptcha.train.config import FINE_TUNE_LR
 from knucaptcha.train.data import NOISE_OVERLAY, FolderSource, LabelledTensors
 
@@ -34,9 +34,10 @@ class TestScores(Observer):
     def __init__(self, test: LabelledTensors):
         self.test = test
         self.accuracies: list[float] = []
-        self.trainer = None
+        self.trainer: Trainer | None = None  # set once built: the trainer needs its observer first
 
     def epoch_done(self, record: EpochRecord, improved: bool) -> None:
+        assert self.trainer is not None
         _, accuracy, _ = self.trainer.validate(self.test)
         self.accuracies.append(accuracy)
         picked = "  (early stopping's pick so far)" if improved else ""

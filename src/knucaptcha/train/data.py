@@ -119,6 +119,7 @@ class FolderSource:
         self.seed = seed
         self.epoch_size = epoch_size
         self.noise_overlay = noise_overlay
+        self._noise_style = get_style(NOISE_STYLE, "mixed")
         items = scan_folder(self.folder, case=case)
         if len(items) < 2:
             raise TrainingError(f"{self.folder} holds {len(items)} labelled image(s); training needs at least 2")
@@ -139,8 +140,9 @@ class FolderSource:
         count = len(self._epoch)
         rng = np.random.default_rng([self.seed, epoch])  # the same noise on the same images after --resume
         chosen = np.flatnonzero(rng.random(count) < self.noise_overlay)
-        style = get_style(NOISE_STYLE, "mixed")
-        noise = to_batch([render_noise(style, self.seed, epoch * count + int(i)) for i in chosen], self.preprocess)
+        noise = to_batch(
+            [render_noise(self._noise_style, self.seed, epoch * count + int(i)) for i in chosen], self.preprocess
+        )
         images = self._epoch.images.clone()
         index = torch.from_numpy(chosen)
         images[index] = torch.maximum(images[index], torch.from_numpy(noise))

@@ -83,8 +83,6 @@ class ReadOptions:
         return solver.solve_batch(images, beam_width=self.beam, symbols=self.symbols, length=self.length)
 
 
-
-
 @dataclass(frozen=True)
 class Upload:
     """One uploaded image's bytes and what to call it in messages."""

@@ -18,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from knucaptcha.generator import encode_png, get_style, render_sample
+from knucaptcha.ctc import ReadOptions
 from knucaptcha.errors import LabelError
 from knucaptcha.inference import Solver, resolve_model
 from knucaptcha.labelling import check_label
@@ -174,7 +175,7 @@ def test_demo_page_names_the_services_alphabet_and_length_in_the_empty_fields(
     page: Page, shipped_model: Path, tmp_path: Path
 ) -> None:
     settings = ServeSettings(
-        models=(("default", str(shipped_model)),), captcha_seed=0, site_symbols="ABC123", site_length=4
+        models=(("default", str(shipped_model)),), captcha_seed=0, site=ReadOptions(symbols="ABC123", length=4)
     )
     with running(create_app(settings)) as url:
         page.goto(f"{url}/")

@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 from knucaptcha.charset import BLANK, UNKNOWN, Charset
 from knucaptcha.ctc import (
     Prediction,
+    ReadOptions,
     allowed_classes,
     beam_decode,
+    decode,
     fixed_length_decode,
     greedy_decode,
     greedy_decode_batch,
@@ -247,3 +249,29 @@ def test_fixed_length_restores_a_symbol_greedy_dropped() -> None:
     four = fixed_length_decode(probs, ABC, 4)
     assert four.text == "ABCC"
     assert four.char_confidences == pytest.approx((0.99, 0.99, 0.35, 0.99))
+
+
+def test_decode_applies_each_read_option_in_turn() -> None:
+    dropped = peaked([1, 0, 2, 0, 0, 3])
+    dropped[3] = [0.55, 0.05, 0.05, 0.35]  # greedy reads ABC; four symbols read ABCC
+    hesitant = np.array([[0.05, 0.6, 0.3, 0.05], [0.9, 0.04, 0.03, 0.03]] * 3, np.float32)  # A over B
+    batch = np.stack([dropped, hesitant])
+    assert [p.text for p in decode(batch, ABC)] == ["ABC", "AAA"]
+    four = decode(batch, ABC, ReadOptions(length=4))
+    assert four == [fixed_length_decode(item, ABC, 4) for item in batch] and four[0].text == "ABCC"
+    assert decode(batch, ABC, ReadOptions(length=3)) == decode(batch, ABC)  # both read 3 already: kept as read
+    assert [p.text for p in decode(batch, ABC, ReadOptions(symbols="BC"))] == ["BC", "BBB"]
+    assert decode(batch, ABC, ReadOptions(beam_width=4)) == [beam_decode(item, ABC, 4) for item in batch]
+
+
+def test_read_options_check_against_a_model_and_describe_themselves() -> None:
+    ReadOptions(symbols="CA", length=4).check(ABC, max_length=4)
+    with pytest.raises(ConfigError, match="cannot read 'D'"):
+        ReadOptions(symbols="AD").check(ABC, max_length=4)
+    with pytest.raises(ConfigError, match="reads 1 to 4 symbols, so a reading length of 5"):
+        ReadOptions(length=5).check(ABC, max_length=4)
+    with pytest.raises(ConfigError, match="reading length of 0"):
+        ReadOptions(length=0).check(ABC, max_length=4)
+    assert ReadOptions().describe() == ""
+    assert ReadOptions(beam_width=8, symbols="CAAB", length=4).describe() == "beam=8 symbols=ABC length=4"
+    assert ReadOptions(symbols="BA").describe() == ReadOptions(symbols="AB").describe()

@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from knucaptcha.cli import app
-from knucaptcha.ctc import Prediction
+from knucaptcha.ctc import Prediction, ReadOptions
 from knucaptcha.errors import ConfigError, ImageError, LabelError, MissingFileError
 from knucaptcha.evaluate import GRID_SIZE, evaluate_folder, render_grid, solve_files
 from knucaptcha.inference import Solver
@@ -30,14 +30,8 @@ class ScriptedSolver:
     def __init__(self, readings: Sequence[tuple[str, float]]):
         self._readings = list(readings)
 
-    def solve_batch(
-        self,
-        images: Sequence[object],
-        *,
-        beam_width: int = 0,
-        batch_size: int = 64,
-        symbols: str | None = None,
-        length: int | None = None,
+    def read(
+        self, images: Sequence[object], options: ReadOptions = ReadOptions(), *, batch_size: int = 64
     ) -> list[Prediction]:
         taken, self._readings = self._readings[: len(images)], self._readings[len(images) :]
         return [Prediction(text, confidence, (confidence,) * len(text)) for text, confidence in taken]
@@ -106,7 +100,7 @@ def test_correctness_worst_and_json(captcha_folder: Path) -> None:
     assert [row.label for row in evaluation.worst(1)] == ["GH78"]
     assert evaluation.worst(0) == []
     summary = json.loads(json.dumps(evaluation.to_dict(worst=1)))
-    assert set(summary) == {"model", "case_sensitive", "symbols", "length", "scores", "worst", "unreadable", "items"}
+    assert set(summary) == {"model", "case_sensitive", "beam_width", "symbols", "length", "scores", "worst", "unreadable", "items"}
     assert summary["scores"]["confusions"] == [{"expected": "4", "got": "A", "count": 1}]
     assert summary["worst"] == [
         {"file": str(items[3].path), "label": "GH78", "text": "", "confidence": 0.2, "char_confidences": [],

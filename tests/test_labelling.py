@@ -14,6 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from knucaptcha.cli import app as cli
+from knucaptcha.ctc import ReadOptions
 from knucaptcha.errors import ConfigError, LabelError, MissingFileError
 from knucaptcha.labelling import FORBIDDEN_IN_LABELS, LabellingSession, check_label
 from knucaptcha.generator import encode_png
@@ -211,7 +212,7 @@ def test_guesses_of_another_model_or_other_options_are_made_again(
     copy.write_bytes(other_linear_model.read_bytes())
     LabellingSession.open(folder, solver=Solver.load(copy))  # the same model under another name: nothing to redo
     assert (folder / PRELABELS_NAME).stat().st_mtime_ns == mtime
-    LabellingSession.open(folder, solver=tuned, length=2)
+    LabellingSession.open(folder, solver=tuned, options=ReadOptions(length=2))
     assert cached_texts() == {name: tuned.solve(folder / name, length=2).text for name in names}
     assert {guess.reader for guess in read_prelabels(folder / PRELABELS_NAME).values()} == {
         f"sha256:{tuned.digest[:16]} length=2"
@@ -226,7 +227,7 @@ def test_guesses_can_be_restricted_to_a_sites_alphabet(tmp_path: Path, linear_mo
         (folder / name).write_bytes(_png(len(name) + ord(name[1])))
     (folder / PRELABELS_NAME).unlink()
     solver = Solver.load(linear_model)
-    LabellingSession.open(folder, solver=solver, symbols="0123456789")
+    LabellingSession.open(folder, solver=solver, options=ReadOptions(symbols="0123456789"))
     cached = read_prelabels(folder / PRELABELS_NAME)
     assert {name: guess.text for name, guess in cached.items()} == {
         name: solver.solve(folder / name, symbols="0123456789").text for name in ("_x.png", "_y.png", "_z.png")
@@ -244,11 +245,11 @@ def test_the_label_service_guesses_with_its_alphabet_and_refuses_one_the_model_c
     (folder / "_x.png").write_bytes(_png(7))
     (folder / PRELABELS_NAME).unlink()
     settings = ServeSettings(models=(("linear", str(linear_model)),), captcha_seed=0, label_dir=folder)
-    with TestClient(create_app(replace(settings, site_symbols="0123456789"))) as client:
+    with TestClient(create_app(replace(settings, site=ReadOptions(symbols="0123456789")))) as client:
         guess = client.get("/label/api/state").json()["current"]["guess"]
     assert set(guess) <= set("0123456789")
     with pytest.raises(ConfigError, match="cannot read 'a'"):  # refused though every image is guessed already
-        create_app(replace(settings, site_symbols="a"))
+        create_app(replace(settings, site=ReadOptions(symbols="a")))
 
 
 def test_guesses_can_be_told_the_sites_length_through_the_service(tmp_path: Path, linear_model: Path) -> None:
@@ -264,7 +265,7 @@ def test_guesses_can_be_told_the_sites_length_through_the_service(tmp_path: Path
     solver = Solver.load(linear_model)
     assert any(len(solver.solve(folder / name).text) != 2 for name in names)  # untold, another length somewhere
     settings = ServeSettings(models=(("linear", str(linear_model)),), captcha_seed=0, label_dir=folder)
-    with TestClient(create_app(replace(settings, site_length=2))):
+    with TestClient(create_app(replace(settings, site=ReadOptions(length=2)))):
         pass
     cached = read_prelabels(folder / PRELABELS_NAME)
     assert {name: guess.text for name, guess in cached.items()} == {
@@ -272,7 +273,7 @@ def test_guesses_can_be_told_the_sites_length_through_the_service(tmp_path: Path
     }
     assert {len(guess.text) for guess in cached.values()} == {2}
     with pytest.raises(ConfigError, match="reads 1 to 4 symbols"):  # refused though every image is guessed already
-        create_app(replace(settings, site_length=9))
+        create_app(replace(settings, site=ReadOptions(length=9)))
 
 
 def test_malformed_prelabels_are_a_label_error(folder: Path) -> None:

@@ -17,6 +17,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from knucaptcha.cli import app as cli
+from knucaptcha.ctc import ReadOptions
 from knucaptcha.errors import ConfigError, MissingFileError
 from knucaptcha.generator import encode_png, get_style, label_for, render_sample
 from knucaptcha.inference import Solver
@@ -202,20 +203,58 @@ def test_length_fixes_the_number_of_symbols_per_request(client: TestClient, line
 
 def test_the_sites_alphabet_and_length_are_the_services_defaults(linear_model: Path, captcha: bytes) -> None:
     solver = Solver.load(linear_model)
-    site = {"symbols": "0123456789", "length": 2}
-    settings = ServeSettings(
-        models=(("linear", str(linear_model)),), captcha_seed=0, site_symbols=site["symbols"], site_length=2
-    )
+    site = {"beam_width": 4, "symbols": "0123456789", "length": 2}
+    settings = ServeSettings(models=(("linear", str(linear_model)),), captcha_seed=0, site=ReadOptions(**site))
     want = solver.solve(captcha, **site).text
     assert want != solver.solve(captcha).text  # telling the model changes what it reads
     with TestClient(create_app(settings)) as told:
         assert told.post("/v1/solve", content=captcha).json()["text"] == want
         assert told.post("/api", files={"upload_file": ("a.png", captcha)}).text == want
         own = told.post("/v1/solve?length=3&symbols=AB", content=captcha).json()["text"]  # a request's own replace them
-        assert own == solver.solve(captcha, symbols="AB", length=3).text
-        assert told.get("/v1/defaults").json() == site
+        assert own == solver.solve(captcha, beam_width=4, symbols="AB", length=3).text
+        assert told.get("/v1/defaults").json() == {"beam": 4, "symbols": "0123456789", "length": 2}
     with pytest.raises(ConfigError, match="model 'linear': .*cannot read 'a'"):
-        create_app(replace(settings, site_symbols="a"))
+        create_app(replace(settings, site=ReadOptions(symbols="a")))
+    with pytest.raises(ConfigError, match="beam width 40 is over max_beam_width"):
+        replace(settings, site=ReadOptions(beam_width=40))
+
+
+def test_each_option_a_request_leaves_out_is_the_sites(
+    linear_model: Path, captcha: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[ReadOptions] = []
+    read = Solver.read
+
+    def recording(self: Solver, images: list[object], options: ReadOptions = ReadOptions(), **kwargs: int) -> list:
+        asked.append(options)
+        return read(self, images, options, **kwargs)
+
+    monkeypatch.setattr(Solver, "read", recording)
+    site = ReadOptions(beam_width=3, symbols="0123456789", length=2)
+    settings = ServeSettings(models=(("linear", str(linear_model)),), captcha_seed=0, site=site)
+    with TestClient(create_app(settings)) as client:
+        client.post("/v1/solve", content=captcha)
+        client.post("/v1/solve?beam=0", content=captcha)
+        client.post("/v1/solve/batch?symbols=AB&length=3", files=[("files", ("a.png", captcha))])
+        client.post("/api", files={"upload_file": ("a.png", captcha)})
+    assert asked == [
+        site,
+        ReadOptions(0, "0123456789", 2),
+        ReadOptions(3, "AB", 3),
+        site,
+    ]
+
+
+def test_read_options_and_settings_refuse_values_of_the_wrong_type() -> None:
+    for bad in ({"beam_width": -1}, {"beam_width": True}, {"beam_width": "8"}, {"symbols": 7}, {"length": "4"}):
+        with pytest.raises(ConfigError):
+            ReadOptions(**bad)  # type: ignore[arg-type]
+    settings = ServeSettings.from_dict({"site": {"symbols": "AB12", "length": 4}})
+    assert settings.site == ReadOptions(symbols="AB12", length=4)
+    with pytest.raises(ConfigError, match="unknown ReadOptions keys: beam"):
+        ServeSettings.from_dict({"site": {"beam": 8}})
+    with pytest.raises(ConfigError, match="site must be ReadOptions"):
+        ServeSettings(site={"symbols": "AB"})  # type: ignore[arg-type]
 
 
 def test_multipart_without_the_file_field_is_400(client: TestClient, captcha: bytes) -> None:
@@ -340,7 +379,7 @@ def test_models_lists_names_charset_and_input(client: TestClient) -> None:
 
 
 def test_defaults_are_none_when_the_service_was_not_told_the_site(client: TestClient) -> None:
-    assert client.get("/v1/defaults").json() == {"symbols": None, "length": None}
+    assert client.get("/v1/defaults").json() == {"beam": 0, "symbols": None, "length": None}
 
 
 def test_healthz(client: TestClient) -> None:
@@ -469,18 +508,20 @@ def test_serve_command_without_models_serves_every_bundled_one(monkeypatch: pyte
         assert [(model["name"], model["default"]) for model in models] == [("default", True), ("knu2021", False)]
 
 
-def test_serve_command_takes_the_sites_length_and_refuses_an_alphabet_a_model_cannot_read(
+def test_serve_command_takes_the_sites_length_and_beam_and_refuses_an_alphabet_a_model_cannot_read(
     linear_model: Path, captcha: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import uvicorn
 
     served: dict = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
-    result = CliRunner().invoke(cli, ["serve", "--model", str(linear_model), "--length", "3", "--captcha-seed", "1"])
+    arguments = ["serve", "--model", str(linear_model), "--length", "3", "--beam", "2", "--captcha-seed", "1"]
+    result = CliRunner().invoke(cli, arguments)
     assert result.exit_code == 0, result.output
     with TestClient(served["app"]) as client:
+        assert client.get("/v1/defaults").json() == {"beam": 2, "symbols": None, "length": 3}
         assert client.post("/v1/solve", content=captcha).json()["text"] == Solver.load(linear_model).solve(
-            captcha, length=3
+            captcha, beam_width=2, length=3
         ).text
     refused = CliRunner().invoke(cli, ["serve", "--symbols", "ABC"])  # knu2021, also served, reads lowercase only
     assert refused.exit_code == 2 and refused.output.startswith("error: model 'knu2021': the model cannot read")

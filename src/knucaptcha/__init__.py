@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .charset import Charset
-from .ctc import Prediction
+from .ctc import Prediction, ReadOptions
 from .errors import (
     CharsetError,
     ConfigError,
@@ -51,6 +51,7 @@ __all__ = [
     "OutputExistsError",
     "Prediction",
     "PreprocessSpec",
+    "ReadOptions",
     "Solver",
     "TrainingError",
     "load_image",

@@ -41,6 +41,91 @@ class Prediction:
         }
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to turn a model's output into text, beyond what the model file itself says.
+
+    One value carries a site's alphabet and length (and the beam width) from
+    the command line or the service's settings to everything that reads:
+    solving, scoring a folder, guessing labels. Each reads the same way, and a
+    cache of readings can record what they were made with (:meth:`describe`).
+
+    Attributes:
+        beam_width: 0 for greedy decoding (fast, the seed's way); above 0,
+            CTC prefix beam search with that many beams.
+        symbols: if given, the only symbols a reading may contain (a site's
+            alphabet, e.g. one without ``0``/``O`` and ``1``/``I``).
+        length: if given, the number of symbols every reading has (a site
+            whose captchas always show that many): a reading of another length
+            is decoded again as the most probable alignment of exactly
+            ``length`` symbols (:func:`fixed_length_decode`).
+
+    Whether a model can read ``symbols`` and ``length`` depends on the model:
+    :meth:`knucaptcha.Solver.check_options` asks.
+
+    Raises:
+        ConfigError: a ``beam_width`` that is not a non-negative integer, a
+            ``symbols`` that is not a string, a ``length`` that is not an integer.
+    """
+
+    beam_width: int = 0
+    symbols: str | None = None
+    length: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.beam_width, bool) or not isinstance(self.beam_width, int) or self.beam_width < 0:
+            raise ConfigError(f"beam_width must be 0 (greedy) or a positive integer, not {self.beam_width!r}")
+        if self.symbols is not None and not isinstance(self.symbols, str):
+            raise ConfigError(f"symbols must be a string or None, not {self.symbols!r}")
+        if self.length is not None and (isinstance(self.length, bool) or not isinstance(self.length, int)):
+            raise ConfigError(f"length must be an integer or None, not {self.length!r}")
+
+    def check(self, charset: Charset, max_length: int) -> None:
+        """Refuse options a model with ``charset``, reading at most ``max_length`` symbols, cannot follow.
+
+        Raises:
+            ConfigError: :attr:`symbols` is empty or names a symbol the charset
+                lacks, or :attr:`length` is outside 1 .. ``max_length``.
+        """
+        if self.symbols is not None:
+            allowed_classes(charset, self.symbols)
+        if self.length is not None and not 1 <= self.length <= max_length:
+            raise ConfigError(
+                f"this model reads 1 to {max_length} symbols, so a reading length of {self.length} cannot be asked for"
+            )
+
+    def describe(self) -> str:
+        """The options that change a reading, as ``beam=8 symbols=ABC length=4`` (empty for the defaults)."""
+        parts = []
+        if self.beam_width:
+            parts.append(f"beam={self.beam_width}")
+        if self.symbols is not None:
+            parts.append(f"symbols={''.join(sorted(set(self.symbols)))}")
+        if self.length is not None:
+            parts.append(f"length={self.length}")
+        return " ".join(parts)
+
+
+def decode(probs: np.ndarray, charset: Charset, options: ReadOptions = ReadOptions()) -> list[Prediction]:
+    """The readings of a ``(N, T, C)`` probability batch with ``options``.
+
+    Raises:
+        ConfigError: ``options.symbols`` the charset lacks, or a length above the number of frames.
+    """
+    if options.symbols is not None:
+        probs = restrict(probs, allowed_classes(charset, options.symbols))
+    if options.beam_width:
+        read = [beam_decode(item, charset, options.beam_width) for item in probs]
+    else:
+        read = greedy_decode_batch(probs, charset)
+    if options.length is None:
+        return read
+    return [
+        reading if len(reading.text) == options.length else fixed_length_decode(item, charset, options.length)
+        for item, reading in zip(probs, read)
+    ]
+
+
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     """Numerically stable softmax over ``axis`` (float32 in, float32 out)."""
     exp = np.exp(logits - logits.max(axis=axis, keepdims=True))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .ctc import Prediction
+from .ctc import Prediction, ReadOptions
 from .errors import ConfigError, ImageError, LabelError, MissingFileError
 from .labels import LabelledImage
 from .metrics import Scores, score
@@ -58,22 +58,19 @@ class SolvedFile:
 def solve_files(
     solver: Solver,
     paths: Sequence[str | os.PathLike[str]],
+    options: ReadOptions = ReadOptions(),
     *,
-    beam_width: int = 0,
     batch_size: int = 64,
-    symbols: str | None = None,
-    length: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> list[SolvedFile]:
-    """Read every image file in ``paths``, ``batch_size`` at a time, in the given order.
+    """Read every image file in ``paths`` with ``options``, ``batch_size`` at a time, in the given order.
 
     A file that cannot be decoded (or vanished since it was listed) yields a
     :class:`SolvedFile` with ``error`` set; the others are still read.
-    ``symbols`` and ``length`` restrict the readings as in :meth:`Solver.solve`.
 
     Raises:
-        ConfigError: ``batch_size`` below 1, ``beam_width`` below 0,
-            ``symbols`` the model cannot read, or a ``length`` it cannot give.
+        ConfigError: ``batch_size`` below 1, or options the model cannot follow
+            (:meth:`Solver.check_options`).
     """
     if batch_size < 1:
         raise ConfigError("batch_size must be positive")
@@ -87,9 +84,7 @@ def solve_files(
                 images.append(load_image(path))
             except (ImageError, MissingFileError) as error:
                 failures[path] = error
-        predictions = iter(
-            solver.solve_batch(images, beam_width=beam_width, batch_size=batch_size, symbols=symbols, length=length)
-        )
+        predictions = iter(solver.read(images, options, batch_size=batch_size))
         results.extend(
             SolvedFile(path, error=failures[path]) if path in failures else SolvedFile(path, next(predictions))
             for path in chunk
@@ -123,8 +118,7 @@ class Evaluation:
         unreadable: images that could not be decoded; they are not scored.
         scores: sequence and character accuracy, per-length accuracy, confusions.
         case_sensitive: whether ``a`` and ``A`` counted as different.
-        symbols: the only symbols the readings could use, or ``None`` for all of the model's.
-        length: the number of symbols every reading was decoded to, or ``None`` for any.
+        options: how the readings were decoded (beam width, alphabet, length).
     """
 
     model: str
@@ -132,8 +126,7 @@ class Evaluation:
     unreadable: tuple[SolvedFile, ...]
     scores: Scores
     case_sensitive: bool
-    symbols: str | None = None
-    length: int | None = None
+    options: ReadOptions = ReadOptions()
 
     def worst(self, count: int) -> list[EvaluatedImage]:
         """Up to ``count`` wrong predictions, the least confident first (ties by path)."""
@@ -145,8 +138,9 @@ class Evaluation:
         return {
             "model": self.model,
             "case_sensitive": self.case_sensitive,
-            "symbols": self.symbols,
-            "length": self.length,
+            "beam_width": self.options.beam_width,
+            "symbols": self.options.symbols,
+            "length": self.options.length,
             "scores": self.scores.to_dict(),
             "worst": [row.to_dict() for row in self.worst(worst)],
             "unreadable": [failure.to_dict() for failure in self.unreadable],
@@ -157,22 +151,18 @@ class Evaluation:
 def evaluate_folder(
     solver: Solver,
     items: Sequence[LabelledImage],
+    options: ReadOptions = ReadOptions(),
     *,
     case_sensitive: bool = True,
-    beam_width: int = 0,
     batch_size: int = 64,
-    symbols: str | None = None,
-    length: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> Evaluation:
-    """Solve every labelled image of ``items`` and score the readings against the labels.
+    """Solve every labelled image of ``items`` with ``options`` and score the readings against the labels.
 
     Args:
         items: labelled images, e.g. from :func:`knucaptcha.labels.scan_folder`.
         case_sensitive: when false, a reading that differs from its label
             only in letter case counts as correct.
-        symbols: read with only these symbols (see :meth:`Solver.solve`).
-        length: read exactly this many symbols (see :meth:`Solver.solve`).
 
     Raises:
         LabelError: ``items`` is empty, or no image in it could be read.
@@ -180,15 +170,7 @@ def evaluate_folder(
     if not items:
         raise LabelError("there are no labelled images to evaluate")
     paths = [item.path for item in items]
-    solved = solve_files(
-        solver,
-        paths,
-        beam_width=beam_width,
-        batch_size=batch_size,
-        symbols=symbols,
-        length=length,
-        on_progress=on_progress,
-    )
+    solved = solve_files(solver, paths, options, batch_size=batch_size, on_progress=on_progress)
     rows: list[EvaluatedImage] = []
     unreadable: list[SolvedFile] = []
     for item, result in zip(items, solved):
@@ -201,7 +183,7 @@ def evaluate_folder(
         raise LabelError(f"none of the {len(items)} labelled images could be read ({unreadable[0].error})")
     labels, texts = [row.label for row in rows], [row.prediction.text for row in rows]
     scores = score(labels, texts, case_sensitive=case_sensitive)
-    return Evaluation(solver.name, tuple(rows), tuple(unreadable), scores, case_sensitive, symbols, length)
+    return Evaluation(solver.name, tuple(rows), tuple(unreadable), scores, case_sensitive, options)
 
 
 def _same(label: str, text: str, case_sensitive: bool) -> bool:

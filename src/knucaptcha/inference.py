@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import litert  # light: it imports the LiteRT runtime only when a .tflite file is opened
-from .ctc import Prediction, allowed_classes, beam_decode, fixed_length_decode, greedy_decode_batch, restrict, softmax
+from .ctc import Prediction, ReadOptions, decode, softmax
 from .errors import ConfigError, MissingFileError, ModelError
 from .fileops import file_digest
 from .preprocess import ImageSource, to_batch
@@ -147,21 +147,8 @@ class Solver:
     def solve(
         self, image: ImageSource, *, beam_width: int = 0, symbols: str | None = None, length: int | None = None
     ) -> Prediction:
-        """Read one image (bytes, path, PIL image or array).
-
-        Args:
-            beam_width: 0 for greedy decoding (fast, the seed's way); above 0,
-                CTC prefix beam search with that many beams.
-            symbols: if given, the only symbols the reading may contain (a
-                site's alphabet, e.g. one without ``0``/``O`` and ``1``/``I``);
-                a :class:`ConfigError` if the model cannot read one of them.
-            length: if given, the number of symbols every reading has (a site
-                whose captchas always show that many): a reading of another
-                length is decoded again as the most probable alignment of
-                exactly ``length`` symbols (:func:`~knucaptcha.ctc.fixed_length_decode`);
-                a :class:`ConfigError` outside 1 .. the model's ``max_length``.
-        """
-        return self.solve_batch([image], beam_width=beam_width, symbols=symbols, length=length)[0]
+        """Read one image (bytes, path, PIL image or array); the options are :class:`ReadOptions`'."""
+        return self.read([image], ReadOptions(beam_width, symbols, length))[0]
 
     def solve_batch(
         self,
@@ -172,39 +159,32 @@ class Solver:
         symbols: str | None = None,
         length: int | None = None,
     ) -> list[Prediction]:
-        """Read several images, running the model on up to ``batch_size`` at a time (options as in :meth:`solve`)."""
-        if beam_width < 0:
-            raise ConfigError("beam_width must be 0 (greedy) or positive")
+        """Read several images, up to ``batch_size`` at a time; the options are :class:`ReadOptions`'."""
+        return self.read(images, ReadOptions(beam_width, symbols, length), batch_size=batch_size)
+
+    def read(
+        self, images: Sequence[ImageSource], options: ReadOptions = ReadOptions(), *, batch_size: int = 64
+    ) -> list[Prediction]:
+        """Read several images with ``options``, running the model on up to ``batch_size`` at a time.
+
+        Raises:
+            ConfigError: ``batch_size`` below 1, or options this model cannot
+                follow (:meth:`check_options`), even for no images.
+            ImageError: an image that cannot be read (see :func:`~knucaptcha.load_image`).
+        """
         if batch_size < 1:
             raise ConfigError("batch_size must be positive")
-        self.check_options(length=length)
-        mask = None if symbols is None else allowed_classes(self.spec.charset, symbols)
+        self.check_options(options)
         predictions: list[Prediction] = []
         for start in range(0, len(images), batch_size):
             probs = self.probabilities(to_batch(images[start : start + batch_size], self.spec.preprocess))
-            if mask is not None:
-                probs = restrict(probs, mask)
-            if beam_width:
-                read = [beam_decode(item, self.spec.charset, beam_width) for item in probs]
-            else:
-                read = greedy_decode_batch(probs, self.spec.charset)
-            if length is not None:
-                read = [
-                    fixed_length_decode(item, self.spec.charset, length) if len(reading.text) != length else reading
-                    for item, reading in zip(probs, read)
-                ]
-            predictions.extend(read)
+            predictions.extend(decode(probs, self.spec.charset, options))
         return predictions
 
-    def check_options(self, *, symbols: str | None = None, length: int | None = None) -> None:
-        """Refuse an alphabet or a reading length this model cannot read (see :meth:`solve`); ``None`` means any.
+    def check_options(self, options: ReadOptions) -> None:
+        """Refuse an alphabet or a reading length this model cannot read (a :class:`ConfigError`).
 
         For callers that must fail before expensive or irreversible work (a
         download, opening a port, reading a request body) rather than at the first solve.
         """
-        if symbols is not None:
-            allowed_classes(self.spec.charset, symbols)
-        if length is not None and not 1 <= length <= self.spec.max_length:
-            raise ConfigError(
-                f"this model reads 1 to {self.spec.max_length} symbols, so a reading length of {length} cannot be asked for"
-            )
+        options.check(self.spec.charset, self.spec.max_length)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .ctc import ReadOptions
 from .errors import ConfigError, LabelError, MissingFileError
 from .evaluate import ProgressCallback
 from .fileops import move_to_free_name, move_without_replacing, write_text_atomically
@@ -132,15 +133,14 @@ class LabellingSession:
         *,
         write: str = "csv",
         solver: Solver | None = None,
-        symbols: str | None = None,
-        length: int | None = None,
+        options: ReadOptions = ReadOptions(),
         on_progress: ProgressCallback | None = None,
     ) -> LabellingSession:
         """Scan ``folder`` and queue its unlabelled images with the model's guesses.
 
         Guesses come from the folder's ``prelabels.csv``; with a ``solver``,
-        images it holds no guess of this solver's for (told the same
-        ``symbols`` and ``length``) are solved and saved to it (see
+        images it holds no guess of this solver's for (read with the same
+        ``options``: the site's alphabet, length) are solved and saved to it (see
         :func:`~knucaptcha.prelabels.add_guesses`).
 
         Raises:
@@ -153,9 +153,7 @@ class LabellingSession:
         if solver is None:
             guesses = read_prelabels(folder / PRELABELS_NAME)
         else:
-            guesses = add_guesses(
-                folder, solver, list(scan.unlabelled), symbols=symbols, length=length, on_progress=on_progress
-            )
+            guesses = add_guesses(folder, solver, list(scan.unlabelled), options, on_progress=on_progress)
         queue = [QueueItem(path.name, guesses.get(path.name)) for path in scan.unlabelled]
         return cls(folder, write, queue, total=len(scan.items) + len(scan.unlabelled))
 

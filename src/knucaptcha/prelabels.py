@@ -6,7 +6,7 @@ model's reading and corrects only its mistakes. Columns: ``file,guess,confidence
 A guess is never a label: training ignores this file.
 
 ``reader`` says which model made a guess (the SHA-256 of its file) and with
-which alphabet and length. The usual round is collect, label some, fine-tune,
+which reading options (alphabet, length, beam width). The usual round is collect, label some, fine-tune,
 then label the rest with the fine-tuned model: a guess whose reader is not the
 one asking now is made again, so the better model's guesses are the ones shown.
 Files written before the column existed read as guesses of an unknown reader.
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .ctc import ReadOptions
 from .errors import LabelError
 from .evaluate import ProgressCallback, solve_files
 from .fileops import write_text_atomically
@@ -43,14 +44,9 @@ class Guess:
     reader: str = ""
 
 
-def reader_of(solver: Solver, *, symbols: str | None = None, length: int | None = None) -> str:
-    """Who makes a guess: the model's file digest, and the alphabet and length it was told, if any."""
-    parts = [f"sha256:{solver.digest[:16]}"]
-    if symbols is not None:
-        parts.append(f"symbols={''.join(sorted(set(symbols)))}")
-    if length is not None:
-        parts.append(f"length={length}")
-    return " ".join(parts)
+def reader_of(solver: Solver, options: ReadOptions = ReadOptions()) -> str:
+    """Who makes a guess: the model's file digest, and the options it read with, if not the defaults."""
+    return f"sha256:{solver.digest[:16]} {options.describe()}".rstrip()
 
 
 def read_prelabels(path: str | os.PathLike[str]) -> dict[str, Guess]:
@@ -96,18 +92,14 @@ def write_prelabels(path: str | os.PathLike[str], guesses: Mapping[str, Guess]) 
 def guess_files(
     solver: Solver,
     paths: Sequence[Path],
+    options: ReadOptions = ReadOptions(),
     *,
-    symbols: str | None = None,
-    length: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> dict[str, Guess]:
-    """The model's guess for each readable file in ``paths``, keyed by file name; unreadable files are left out.
-
-    ``symbols`` and ``length`` restrict the guesses to a site's alphabet and
-    number of symbols (see :meth:`Solver.solve`).
-    """
-    solved = solve_files(solver, paths, symbols=symbols, length=length, on_progress=on_progress)
-    reader = reader_of(solver, symbols=symbols, length=length)
+    """The model's guess, read with ``options``, for each readable file in ``paths``, keyed by file name;
+    unreadable files are left out."""
+    solved = solve_files(solver, paths, options, on_progress=on_progress)
+    reader = reader_of(solver, options)
     return {
         item.path.name: Guess(item.prediction.text, item.prediction.confidence, reader)
         for item in solved
@@ -119,25 +111,24 @@ def add_guesses(
     folder: Path,
     solver: Solver,
     paths: Sequence[Path],
+    options: ReadOptions = ReadOptions(),
     *,
-    symbols: str | None = None,
-    length: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> dict[str, Guess]:
     """Guess the files of ``paths`` that ``folder``'s prelabels file lacks, save them, and return all guesses.
 
-    An image is solved once per reader: guesses on file from this model, told
-    the same ``symbols`` and ``length`` (as in :func:`guess_files`), are kept;
+    An image is solved once per reader: guesses on file from this model, read
+    with the same ``options`` (as in :func:`guess_files`), are kept;
     those from another model or other options are made again. Guesses for
     files outside ``paths`` (labelled since) stay as they are.
     """
     # Refuse a bad alphabet or length even when nothing is left to guess.
-    solver.check_options(symbols=symbols, length=length)
+    solver.check_options(options)
     cache = folder / PRELABELS_NAME
     guesses = read_prelabels(cache)
-    reader = reader_of(solver, symbols=symbols, length=length)
+    reader = reader_of(solver, options)
     todo = [path for path in paths if path.name not in guesses or guesses[path.name].reader != reader]
     if todo:
-        guesses.update(guess_files(solver, todo, symbols=symbols, length=length, on_progress=on_progress))
+        guesses.update(guess_files(solver, todo, options, on_progress=on_progress))
         write_prelabels(cache, guesses)
     return guesses

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..ctc import ReadOptions
 from ..errors import ConfigError
 from .app import app, console, progress
 from .solve import Length, Symbols
@@ -45,13 +46,14 @@ def collect(
     from ..inference import Solver
 
     config = CollectConfig(url, count, concurrency, delay, timeout, retries, backoff)
+    options = ReadOptions(symbols=symbols, length=length)
     for option, value in (("--symbols", symbols), ("--length", length)):
         if value is not None and not prelabel:
             raise ConfigError(f"{option} restricts --prelabel's guesses; add --prelabel")
     # Fail on a bad model, alphabet or length before downloading anything.
     solver = Solver.load(model) if prelabel else None
     if solver is not None:
-        solver.check_options(symbols=symbols, length=length)
+        solver.check_options(options)
     with progress() as bar:
         task = bar.add_task("collecting", total=count)
         report = run_collect(config, out, on_progress=lambda done: bar.advance(task, done))
@@ -67,14 +69,7 @@ def collect(
 
         with progress() as bar:
             task = bar.add_task("prelabelling", total=len(report.saved))
-            add_guesses(
-                out,
-                solver,
-                list(report.saved),
-                symbols=symbols,
-                length=length,
-                on_progress=lambda done: bar.advance(task, done),
-            )
+            add_guesses(out, solver, list(report.saved), options, on_progress=lambda done: bar.advance(task, done))
         console.print(f"wrote the model's guesses to {out / PRELABELS_NAME}", highlight=False)
     if len(report.saved) < count:
         raise typer.Exit(EXIT_SHORT)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..ctc import ReadOptions
 from ..evaluate import Evaluation, evaluate_folder, render_grid
 from ..labels import scan_folder
 from .app import app, console
@@ -49,11 +50,9 @@ def evaluate(
         evaluation = evaluate_folder(
             solver,
             items,
+            ReadOptions(beam, symbols, length),
             case_sensitive=not case_insensitive,
-            beam_width=beam,
             batch_size=batch_size,
-            symbols=symbols,
-            length=length,
             on_progress=advance,
         )
     for failure in evaluation.unreadable:
@@ -78,8 +77,9 @@ def _print_report(evaluation: Evaluation, worst: int, out: Console) -> None:
     summary.add_row("character accuracy", f"{scores.char_accuracy:.2%}")
     summary.add_row("character error rate", f"{scores.cer:.4f}")
     summary.add_row("letter case", "counted" if evaluation.case_sensitive else "ignored")
-    summary.add_row("symbols read", evaluation.symbols or "all the model's")
-    summary.add_row("reading length", "any" if evaluation.length is None else f"exactly {evaluation.length}")
+    options = evaluation.options
+    summary.add_row("symbols read", options.symbols or "all the model's")
+    summary.add_row("reading length", "any" if options.length is None else f"exactly {options.length}")
     out.print(summary)
 
     lengths = Table("label length", "images", "sequence accuracy", title="By label length")

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ..ctc import ReadOptions
 from ..labelling import WRITE_MODES
 from .app import app, console
 from .solve import Length, Symbols
@@ -51,8 +52,7 @@ def label(
         port=port,
         label_dir=folder,
         label_write=write.value,
-        site_symbols=symbols,
-        site_length=length,
+        site=ReadOptions(symbols=symbols, length=length),
     )
     application = create_app(settings)  # scans FOLDER and guesses its labels (once) before the port opens
     console.print(f"labelling {folder}: open http://{host}:{port}/label  (Ctrl+C stops)", highlight=False)

@@ -6,8 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..ctc import ReadOptions
 from .app import app, console
-from .solve import Length, Symbols
+from .solve import Beam, Length, Symbols
 
 
 @app.command()
@@ -31,14 +32,16 @@ def serve(
         Optional[int], typer.Option(help="Seed of /captcha's image stream (default: random at start-up).")
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+    beam: Beam = 0,
     symbols: Symbols = None,
     length: Length = None,
 ) -> None:
     """Serve the solving API (POST /v1/solve, /v1/solve/batch, /api), the demo page (/), practice
     captchas (/captcha) and the API docs (/docs). Stop with Ctrl+C.
 
-    --symbols and --length describe the site's captchas: every reading uses them unless a
-    request gives its own (?symbols=, ?length=); /api, which takes no options, always does."""
+    --beam, --symbols and --length say how the site's captchas are read: every reading uses
+    them unless a request gives its own (?beam=, ?symbols=, ?length=); /api, which takes no
+    options, always does."""
     import uvicorn  # FastAPI and uvicorn load only for this command
 
     from ..inference import BUNDLED_MODELS
@@ -52,8 +55,7 @@ def serve(
         max_upload_bytes=max_upload_bytes,
         threads=threads,
         captcha_seed=captcha_seed,
-        site_symbols=symbols,
-        site_length=length,
+        site=ReadOptions(beam, symbols, length),
     )
     application = create_app(settings)  # loads the models: a bad one fails here, before the port opens
     names = ", ".join(name for name, _ in settings.models)

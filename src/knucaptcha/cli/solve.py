@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..ctc import ReadOptions
 from ..errors import MissingFileError
 from ..evaluate import ProgressCallback, SolvedFile, solve_files
 from ..labels import IMAGE_EXTENSIONS
@@ -92,22 +93,15 @@ def solve(
     from ..inference import Solver  # ONNX Runtime loads only when a command needs it
 
     solver = Solver.load(model)
+    options = ReadOptions(beam, symbols, length)
     files = image_files(images)
     if len(files) == 1:
-        results = solve_files(solver, files, beam_width=beam, symbols=symbols, length=length)
+        results = solve_files(solver, files, options)
         if results[0].error is not None and not images[0].is_dir():
             raise results[0].error  # the one image asked for by name: a plain error, not a report
     else:
         with progress_callback("solving", len(files)) as advance:
-            results = solve_files(
-                solver,
-                files,
-                beam_width=beam,
-                batch_size=batch_size,
-                symbols=symbols,
-                length=length,
-                on_progress=advance,
-            )
+            results = solve_files(solver, files, options, batch_size=batch_size, on_progress=advance)
     _print_results(results, as_json)
     failed = sum(result.error is not None for result in results)
     if failed:

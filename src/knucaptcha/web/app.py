@@ -54,8 +54,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             settings.label_dir,
             write=settings.label_write,
             solver=models.get()[1],
-            symbols=settings.site_symbols,
-            length=settings.site_length,
+            options=settings.site,
         )
         app.include_router(labelling_router(session))
     app.include_router(_page_router())
@@ -73,9 +72,10 @@ def _info_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
 
     @router.get("/v1/defaults", response_model=ReadDefaults)
     async def read_defaults() -> ReadDefaults:
-        """The site's alphabet and length (`serve --symbols/--length`): what a request that gives no
-        `symbols` or `length` is read with, and what `/api` always uses."""
-        return ReadDefaults(symbols=settings.site_symbols, length=settings.site_length)
+        """The site's beam width, alphabet and length (`serve --beam/--symbols/--length`): what a request
+        that gives no `beam`, `symbols` or `length` is read with, and what `/api` always uses."""
+        site = settings.site
+        return ReadDefaults(beam=site.beam_width, symbols=site.symbols, length=site.length)
 
     @router.get("/healthz", response_model=Health)
     async def health() -> Health:

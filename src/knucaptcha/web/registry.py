@@ -32,7 +32,7 @@ class ModelRegistry:
         solvers = {name: Solver.load(reference, threads=settings.threads) for name, reference in settings.models}
         for name, solver in solvers.items():
             try:
-                solver.check_options(symbols=settings.site_symbols, length=settings.site_length)
+                solver.check_options(settings.site)
             except ConfigError as error:
                 raise ConfigError(f"model {name!r}: {error}") from None
         return cls(solvers, settings.default_model)

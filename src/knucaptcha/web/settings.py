@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..ctc import ReadOptions
 from ..errors import ConfigError
 from ..generator import DIFFICULTIES, STYLE_NAMES
 from ..labelling import WRITE_MODES
@@ -66,11 +67,11 @@ class ServeSettings:
         label_dir: a folder to serve the labelling page (``/label``) for.
         label_write: how that page writes labels: ``csv``, ``rename`` or ``both``
             (see :mod:`knucaptcha.labelling`).
-        site_symbols: the site's alphabet: the only symbols the service reads
-            (solve requests without their own ``symbols``, ``/api`` and the
-            labelling page's guesses); ``None`` for all of each model's.
-        site_length: the number of symbols the site's captchas always show,
-            read the same way (requests may give their own ``length``); ``None`` for any.
+        site: how the site's captchas are read when nothing else is said:
+            its alphabet (``symbols``), the number of symbols its captchas
+            always show (``length``) and the beam width. Solve requests give
+            their own per field; ``/api`` and the labelling page's guesses
+            always use these. Every model must be able to follow them.
     """
 
     models: tuple[ModelEntry, ...] = (("default", "default"),)
@@ -88,8 +89,7 @@ class ServeSettings:
     captcha_ttl_seconds: float = 600.0
     label_dir: Path | None = None
     label_write: str = "csv"
-    site_symbols: str | None = None
-    site_length: int | None = None
+    site: ReadOptions = ReadOptions()
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -109,6 +109,12 @@ class ServeSettings:
         _check_range("max_pixels", self.max_pixels, 1, 1 << 28)
         _check_range("max_batch_files", self.max_batch_files, 1, 10_000)
         _check_range("max_beam_width", self.max_beam_width, 0, 1024)
+        if not isinstance(self.site, ReadOptions):
+            raise ConfigError(f"site must be ReadOptions, not {type(self.site).__name__}")
+        if self.site.beam_width > self.max_beam_width:
+            raise ConfigError(
+                f"the site's beam width {self.site.beam_width} is over max_beam_width ({self.max_beam_width})"
+            )
         _check_range("captcha_store_size", self.captcha_store_size, 1, 10_000_000)
         if self.captcha_seed is not None:
             _check_range("captcha_seed", self.captcha_seed, 0, (1 << 63) - 1)
@@ -139,6 +145,9 @@ class ServeSettings:
             converted["models"] = tuple((str(name), str(ref)) for name, ref in converted["models"])
         if converted.get("label_dir") is not None:
             converted["label_dir"] = Path(converted["label_dir"])
+        if "site" in converted:
+            check_keys(ReadOptions, converted["site"])
+            converted["site"] = ReadOptions(**converted["site"])
         return cls(**converted)
 
 

@@ -19,7 +19,7 @@ from fastapi.responses import PlainTextResponse
 from PIL import Image
 from starlette.datastructures import FormData, UploadFile
 
-from ..ctc import Prediction
+from ..ctc import Prediction, ReadOptions
 from ..errors import ImageError
 from ..inference import Solver
 from ..preprocess import load_image
@@ -53,7 +53,10 @@ def _image_body(field: str, schema: dict[str, Any], raw_types: tuple[str, ...] =
 ModelName = Annotated[
     Union[str, None], Query(description="A loaded model's name (GET /v1/models); default: the first.")
 ]
-Beam = Annotated[int, Query(ge=0, description="Beam search width; 0 decodes greedily (fastest).")]
+Beam = Annotated[
+    Union[int, None],
+    Query(ge=0, description="Beam search width; 0 decodes greedily (fastest). Default: the site's (GET /v1/defaults)."),
+]
 Symbols = Annotated[
     Union[str, None],
     Query(description="Read only these symbols (the site's alphabet, e.g. without 0/O and 1/I); default: all the model's."),
@@ -64,23 +67,11 @@ Length = Annotated[
 ]
 
 
-@dataclass(frozen=True)
-class ReadOptions:
-    """How a request asks its images to be decoded (the query's ``beam``, ``symbols`` and ``length``)."""
-
-    beam: int = 0
-    symbols: str | None = None
-    length: int | None = None
-
-    def check(self, solver: Solver, beam_limit: int) -> None:
-        """Refuse bad options before the body is read: a beam over the limit, symbols or a length the model cannot read."""
-        if self.beam > beam_limit:
-            raise ApiError(400, "invalid_option", f"beam must be at most {beam_limit}, not {self.beam}")
-        solver.check_options(symbols=self.symbols, length=self.length)  # a ConfigError is answered 400 invalid_option
-
-    def read(self, solver: Solver, images: list[Image.Image]) -> list[Prediction]:
-        """``solver``'s readings of ``images`` with these options."""
-        return solver.solve_batch(images, beam_width=self.beam, symbols=self.symbols, length=self.length)
+def _check(options: ReadOptions, solver: Solver, beam_limit: int) -> None:
+    """Refuse bad options before the body is read: a beam over the limit, symbols or a length the model cannot read."""
+    if options.beam_width > beam_limit:
+        raise ApiError(400, "invalid_option", f"beam must be at most {beam_limit}, not {options.beam_width}")
+    solver.check_options(options)  # a ConfigError is answered 400 invalid_option
 
 
 @dataclass(frozen=True)
@@ -98,12 +89,14 @@ class Upload:
 def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
     """The solving endpoints over ``models``, with the limits and the site's defaults in ``settings``."""
     router = APIRouter()
-    site = ReadOptions(symbols=settings.site_symbols, length=settings.site_length)
+    site = settings.site
 
-    def read_options(beam: Beam = 0, symbols: Symbols = None, length: Length = None) -> ReadOptions:
+    def read_options(beam: Beam = None, symbols: Symbols = None, length: Length = None) -> ReadOptions:
         """The query's decoding options, gathered once for every solving endpoint; the site's where it gives none."""
         return ReadOptions(
-            beam, site.symbols if symbols is None else symbols, site.length if length is None else length
+            site.beam_width if beam is None else beam,
+            site.symbols if symbols is None else symbols,
+            site.length if length is None else length,
         )
 
     @router.post(
@@ -118,7 +111,7 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
     ) -> SolveResult:
         """Read one image: a multipart field `file`, or the raw request body (any content type)."""
         name, solver = models.get(model)
-        options.check(solver, settings.max_beam_width)
+        _check(options, solver, settings.max_beam_width)
         if _is_multipart(request):
             async with request.form(max_files=1, max_fields=0) as form:
                 upload = await _form_file(form, "file")
@@ -142,7 +135,7 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
         """Read several images (multipart field `files`, repeated). Answers one item per file, in order;
         a file that is not a readable image gets an `error` item and the others are still read."""
         name, solver = models.get(model)
-        options.check(solver, settings.max_beam_width)
+        _check(options, solver, settings.max_beam_width)
         if not _is_multipart(request):
             raise ApiError(400, "missing_field", f"send the images as {_MULTIPART} fields named 'files'")
         async with request.form(max_files=settings.max_batch_files, max_fields=0) as form:
@@ -155,7 +148,7 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
     async def legacy(request: Request) -> PlainTextResponse:
         """The original system's API: multipart field `upload_file` → the text it reads, as text/plain.
         A form field `checkonline` answers `success` instead (a liveness probe). Uses the default model,
-        told the site's alphabet and length if the service was (`serve --symbols/--length`)."""
+        read with the site's options (`serve --beam/--symbols/--length`, GET /v1/defaults)."""
         async with request.form(max_files=1, max_fields=1) as form:
             if "checkonline" in form:
                 return PlainTextResponse("success")
@@ -202,7 +195,7 @@ def _decode(upload: Upload, max_pixels: int) -> Image.Image:
 
 
 def _solve_one(solver: Solver, upload: Upload, max_pixels: int, options: ReadOptions) -> Prediction:
-    return options.read(solver, [_decode(upload, max_pixels)])[0]
+    return solver.read([_decode(upload, max_pixels)], options)[0]
 
 
 def _solve_many(
@@ -215,7 +208,7 @@ def _solve_many(
             images[index] = _decode(upload, max_pixels)
         except ImageError as error:
             failures[index] = ErrorDetail(code=describe(error)[1], message=str(error))
-    predictions = dict(zip(images, options.read(solver, list(images.values()))))
+    predictions = dict(zip(images, solver.read(list(images.values()), options)))
     return [
         BatchFailed(filename=upload.filename, error=failures[index])
         if index in failures

@@ -15,6 +15,11 @@ and scores two readings: as the model reads them, and told the alphabet
 ``--length`` likewise scores a second reading told the number of symbols
 (``Solver.solve_batch(length=...)``, ``knucaptcha solve --length``); with both,
 the second reading is told both.
+
+Two more tables split the ``mixed`` level, whose images each draw their own
+difficulty from [0, 1]: by tenths of that difficulty (with the accuracy of a
+generator whose difficulty stopped there), and by font. They show where the
+errors are, which is what recalibrating the generator would have to know.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ import argparse
 import json
 import os
 import time
+from collections import defaultdict
+from collections.abc import Sequence
 
-from knucaptcha.generator import DIFFICULTIES, encode_png, generate_samples, get_style
+from knucaptcha.generator import DIFFICULTIES, Sample, encode_png, generate_samples, get_style
 from knucaptcha.inference import Solver
 from knucaptcha.metrics import score
 
@@ -45,6 +52,7 @@ def main() -> None:
 
     solver = Solver.load(args.model)
     rows = []
+    mixed: tuple[list[Sample], list[str]] = ([], [])
     overrides = {} if args.charset is None else {"charset": args.charset}
     told_options = {"symbols": args.charset, "length": args.length}
     told_what = " and ".join(what for what, given in (("the alphabet", args.charset), ("the length", args.length)) if given)
@@ -55,6 +63,8 @@ def main() -> None:
         readings = [prediction.text for prediction in solver.solve_batch(images)]
         seconds = time.perf_counter() - started
         scores = score([sample.label for sample in samples], readings)
+        if difficulty == "mixed":
+            mixed = (samples, readings)
         rows.append(
             {
                 "difficulty": difficulty,
@@ -80,6 +90,19 @@ def main() -> None:
         told = f" {row['told_sequence_accuracy']:.2%} |" if told_header else ""
         print(f"| {row['difficulty']} | {row['count']} | {row['sequence_accuracy']:.2%} | "
               f"{row['char_accuracy']:.2%} | {confusions} |{told}")
+    by_tenth, by_font = split_mixed(*mixed)
+    print("\nmixed, by the difficulty each image drew:\n")
+    print("| difficulty | images | sequence accuracy | all images up to here |")
+    print("|---|---|---|---|")
+    seen = right = 0
+    for tenth, (count, correct) in sorted(by_tenth.items()):
+        seen, right = seen + count, right + correct
+        print(f"| {tenth / 10:.1f}–{(tenth + 1) / 10:.1f} | {count} | {correct / count:.2%} | {right / seen:.2%} |")
+    print("\nmixed, by font:\n")
+    print("| font | images | sequence accuracy |")
+    print("|---|---|---|")
+    for font, (count, correct) in sorted(by_font.items()):
+        print(f"| {font} | {count} | {correct / count:.2%} |")
     if args.json_out:
         report = {
             "model": args.model,
@@ -88,9 +111,22 @@ def main() -> None:
             "length": args.length,
             "seed": args.seed,
             "rows": rows,
+            "mixed_by_difficulty_tenth": {f"{tenth / 10:.1f}": list(counts) for tenth, counts in by_tenth.items()},
+            "mixed_by_font": {font: list(counts) for font, counts in by_font.items()},
         }
         with open(args.json_out, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2)
+
+
+def split_mixed(samples: Sequence[Sample], readings: Sequence[str]) -> tuple[dict[int, list[int]], dict[str, list[int]]]:
+    """``[images, right readings]`` per tenth of the drawn difficulty and per font."""
+    by_tenth: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    by_font: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for sample, reading in zip(samples, readings):
+        for counts in (by_tenth[min(int(sample.difficulty * 10), 9)], by_font[sample.font]):
+            counts[0] += 1
+            counts[1] += reading == sample.label
+    return by_tenth, by_font
 
 
 if __name__ == "__main__":

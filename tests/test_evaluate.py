@@ -194,14 +194,16 @@ def test_cli_tables(linear_model: Path, captcha_folder: Path) -> None:
         assert heading in result.stdout
 
 
-def test_cli_reads_and_records_a_fixed_length(linear_model: Path, captcha_folder: Path) -> None:
-    told = runner.invoke(app, ["evaluate", str(linear_model), str(captcha_folder), "--json", "--length", "4"])
-    table = runner.invoke(app, ["evaluate", str(linear_model), str(captcha_folder), "--length", "4"])
+def test_cli_reads_and_records_its_options(linear_model: Path, captcha_folder: Path) -> None:
+    options = ["--length", "4", "--beam", "3"]
+    told = runner.invoke(app, ["evaluate", str(linear_model), str(captcha_folder), "--json", *options])
+    table = runner.invoke(app, ["evaluate", str(linear_model), str(captcha_folder), *options])
 
     assert told.exit_code == table.exit_code == 0, told.stderr
     report = json.loads(told.stdout)
     assert report["length"] == 4 and {len(item["text"]) for item in report["items"]} == {4}
-    assert "exactly 4" in table.stdout
+    assert report["beam_width"] == 3 and report["symbols"] is None
+    assert "exactly 4" in table.stdout and "beam search, width 3" in table.stdout
 
 
 def test_cli_reports_unreadable_images_and_exits_1(linear_model: Path, broken_folder: Path) -> None:

@@ -78,6 +78,7 @@ def _print_report(evaluation: Evaluation, worst: int, out: Console) -> None:
     summary.add_row("character error rate", f"{scores.cer:.4f}")
     summary.add_row("letter case", "counted" if evaluation.case_sensitive else "ignored")
     options = evaluation.options
+    summary.add_row("decoding", f"beam search, width {options.beam_width}" if options.beam_width else "greedy")
     summary.add_row("symbols read", options.symbols or "all the model's")
     summary.add_row("reading length", "any" if options.length is None else f"exactly {options.length}")
     out.print(summary)

@@ -8,6 +8,7 @@ solver (decode, preprocess, ONNX Runtime, greedy CTC).
     python benchmarks/heldout.py --model runs/x/model.onnx --count 2000 --style knu
     python benchmarks/heldout.py --charset ABCDEFGHJKLMNPQRSTUVWXYZ23456789   # a site's own alphabet
     python benchmarks/heldout.py --length 4                                   # told every captcha has 4
+    python benchmarks/heldout.py --wild-at 0.5        # a tamer generator: its wild end where medium is
 
 ``--charset`` draws the test labels from that alphabet instead of the style's
 and scores two readings: as the model reads them, and told the alphabet
@@ -20,6 +21,9 @@ Two more tables split the ``mixed`` level, whose images each draw their own
 difficulty from [0, 1]: by tenths of that difficulty (with the accuracy of a
 generator whose difficulty stopped there), and by font. They show where the
 errors are, which is what recalibrating the generator would have to know.
+``--wild-at D`` measures one such recalibration: the style's ``wild`` knobs
+moved to where difficulty ``D`` puts them today, so every level shrinks toward
+``calm`` (``hard`` becomes today's ``D``; ``mixed`` draws from 0 to ``D``).
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
-from knucaptcha.generator import DIFFICULTIES, Sample, encode_png, generate_samples, get_style
+from knucaptcha.generator import DIFFICULTIES, Knobs, Sample, Style, encode_png, generate_samples, get_style
+from knucaptcha.generator.styles import blend
 from knucaptcha.inference import Solver
 from knucaptcha.metrics import score
 
@@ -47,6 +53,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=HELDOUT_SEED, help=f"Test seed (default {HELDOUT_SEED}).")
     parser.add_argument("--charset", help="Draw the labels from these symbols; also score readings told them.")
     parser.add_argument("--length", type=int, help="Also score readings told every label has this many symbols.")
+    parser.add_argument("--wild-at", type=float, help="Move the style's wild end to this difficulty (0 to 1).")
     parser.add_argument("--json", dest="json_out", help="Also write the figures to this JSON file.")
     args = parser.parse_args()
 
@@ -57,7 +64,10 @@ def main() -> None:
     told_options = {"symbols": args.charset, "length": args.length}
     told_what = " and ".join(what for what, given in (("the alphabet", args.charset), ("the length", args.length)) if given)
     for difficulty in DIFFICULTIES:
-        samples = list(generate_samples(get_style(args.style, difficulty, **overrides), args.seed, args.count))
+        style = get_style(args.style, difficulty, **overrides)
+        if args.wild_at is not None:
+            style = wild_at(style, args.wild_at)
+        samples = list(generate_samples(style, args.seed, args.count))
         images = [encode_png(sample.image) for sample in samples]
         started = time.perf_counter()
         readings = [prediction.text for prediction in solver.solve_batch(images)]
@@ -80,6 +90,7 @@ def main() -> None:
             rows[-1]["told_sequence_accuracy"] = score([sample.label for sample in samples], told).sequence_accuracy
 
     alphabet = "" if args.charset is None else f", labels from {args.charset}"
+    alphabet += "" if args.wild_at is None else f", wild end at {args.wild_at}"
     print(f"model {args.model} ({solver.metadata.get('knucaptcha.preset', '?')}), style {args.style}{alphabet}, "
           f"seed {args.seed}, {args.count} images per level, load average {os.getloadavg()[0]:.1f}\n")
     told_header = f" told {told_what} |" if told_what else ""
@@ -110,12 +121,20 @@ def main() -> None:
             "charset": args.charset,
             "length": args.length,
             "seed": args.seed,
+            "wild_at": args.wild_at,
             "rows": rows,
             "mixed_by_difficulty_tenth": {f"{tenth / 10:.1f}": list(counts) for tenth, counts in by_tenth.items()},
             "mixed_by_font": {font: list(counts) for font, counts in by_font.items()},
         }
         with open(args.json_out, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2)
+
+
+def wild_at(style: Style, difficulty: float) -> Style:
+    """``style`` with its ``wild`` knobs where ``difficulty`` puts them now."""
+    if not 0 <= difficulty <= 1:
+        raise SystemExit(f"error: --wild-at must lie in [0, 1], not {difficulty}")
+    return replace(style, wild=Knobs(**blend(style.calm, style.wild, difficulty)))
 
 
 def split_mixed(samples: Sequence[Sample], readings: Sequence[str]) -> tuple[dict[int, list[int]], dict[str, list[int]]]:

@@ -147,7 +147,8 @@ class Solver:
     def solve(
         self, image: ImageSource, *, beam_width: int = 0, symbols: str | None = None, length: int | None = None
     ) -> Prediction:
-        """Read one image (bytes, path, PIL image or array); the options are :class:`ReadOptions`'."""
+        """Read one image (bytes, path, PIL image or array); ``beam_width``, ``symbols`` and ``length``
+        are those of :class:`ReadOptions` (and raise as :meth:`read` does)."""
         return self.read([image], ReadOptions(beam_width, symbols, length))[0]
 
     def solve_batch(
@@ -159,7 +160,7 @@ class Solver:
         symbols: str | None = None,
         length: int | None = None,
     ) -> list[Prediction]:
-        """Read several images, up to ``batch_size`` at a time; the options are :class:`ReadOptions`'."""
+        """Read several images, up to ``batch_size`` at a time; the options as in :meth:`solve`."""
         return self.read(images, ReadOptions(beam_width, symbols, length), batch_size=batch_size)
 
     def read(

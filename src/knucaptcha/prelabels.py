@@ -6,9 +6,10 @@ model's reading and corrects only its mistakes. Columns: ``file,guess,confidence
 A guess is never a label: training ignores this file.
 
 ``reader`` says which model made a guess (the SHA-256 of its file) and with
-which reading options (alphabet, length, beam width). The usual round is collect, label some, fine-tune,
-then label the rest with the fine-tuned model: a guess whose reader is not the
-one asking now is made again, so the better model's guesses are the ones shown.
+which reading options (alphabet, length, beam width). The usual round is
+collect, label some, fine-tune, then label the rest with the fine-tuned model:
+a guess whose reader is not the one asking now is made again, so the better
+model's guesses are the ones shown.
 Files written before the column existed read as guesses of an unknown reader.
 """
 

@@ -137,7 +137,9 @@ def wild_at(style: Style, difficulty: float) -> Style:
     return replace(style, wild=Knobs(**blend(style.calm, style.wild, difficulty)))
 
 
-def split_mixed(samples: Sequence[Sample], readings: Sequence[str]) -> tuple[dict[int, list[int]], dict[str, list[int]]]:
+def split_mixed(
+    samples: Sequence[Sample], readings: Sequence[str]
+) -> tuple[dict[int, list[int]], dict[str, list[int]]]:
     """``[images, right readings]`` per tenth of the drawn difficulty and per font."""
     by_tenth: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     by_font: dict[str, list[int]] = defaultdict(lambda: [0, 0])

@@ -100,7 +100,9 @@ def test_correctness_worst_and_json(captcha_folder: Path) -> None:
     assert [row.label for row in evaluation.worst(1)] == ["GH78"]
     assert evaluation.worst(0) == []
     summary = json.loads(json.dumps(evaluation.to_dict(worst=1)))
-    assert set(summary) == {"model", "case_sensitive", "beam_width", "symbols", "length", "scores", "worst", "unreadable", "items"}
+    assert set(summary) == {
+        "model", "case_sensitive", "beam_width", "symbols", "length", "scores", "worst", "unreadable", "items"
+    }
     assert summary["scores"]["confusions"] == [{"expected": "4", "got": "A", "count": 1}]
     assert summary["worst"] == [
         {"file": str(items[3].path), "label": "GH78", "text": "", "confidence": 0.2, "char_confidences": [],

@@ -43,4 +43,5 @@ def test_a_wild_end_outside_the_scale_is_refused() -> None:
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--count", "1", "--wild-at", "1.5"], capture_output=True, text=True, timeout=120
     )
-    assert done.returncode != 0 and done.stderr.strip().splitlines()[-1] == "error: --wild-at must lie in [0, 1], not 1.5"
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == "error: --wild-at must lie in [0, 1], not 1.5"

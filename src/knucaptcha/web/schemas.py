@@ -61,7 +61,8 @@ class ModelInfo(BaseModel):
 
 
 class ReadDefaults(BaseModel):
-    """What a request that gives no ``beam``, ``symbols`` or ``length`` is read with (``serve --beam/--symbols/--length``)."""
+    """What a request that gives no ``beam``, ``symbols`` or ``length`` is read with
+    (``serve --beam/--symbols/--length``)."""
 
     beam: int = Field(description="The beam search width; 0: greedy decoding.")
     symbols: Union[str, None] = Field(description="The site's alphabet; null: every symbol of the model.")

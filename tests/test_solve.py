@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -48,6 +49,60 @@ def test_lines_are_file_tab_text_tab_confidence(
     expected = solver.solve_batch(paths)
     assert [row[1] for row in rows] == [prediction.text for prediction in expected]
     assert [float(row[2]) for row in rows] == pytest.approx([p.confidence for p in expected], abs=1e-4)
+
+
+def test_a_dash_reads_one_image_piped_to_standard_input(
+    linear_model: Path, captcha_folder: Path, solver: Solver
+) -> None:
+    path = sorted(captcha_folder.glob("*.png"))[2]
+    piped = subprocess.run(
+        [sys.executable, "-m", "knucaptcha", "solve", "-", "-m", str(linear_model), "--length", "3"],
+        input=path.read_bytes(),
+        capture_output=True,
+        timeout=120,
+    )
+    assert piped.returncode == 0, piped.stderr
+    want = solver.solve(path.read_bytes(), length=3)
+    file, text, confidence = piped.stdout.decode().rstrip("\n").split("\t")
+    assert (file, text) == ("-", want.text) and float(confidence) == pytest.approx(want.confidence, abs=1e-4)
+    as_json = runner.invoke(app, ["solve", "-", "-m", str(linear_model), "--json"], input=path.read_bytes())
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout)[0]["text"] == solver.solve(path).text
+
+
+@pytest.mark.parametrize(
+    ("arguments", "piped", "message"),
+    [
+        (["-"], b"", "error: standard input: input bytes is empty (0 bytes)"),
+        (["-"], b"not a png", "error: standard input: input bytes is not an image format that can be read"),
+        (["-", "{png}"], b"", "error: '-' (one image on standard input) must be the only input"),
+    ],
+)
+def test_a_dash_without_an_image_on_standard_input_is_one_error_line(
+    linear_model: Path, captcha_folder: Path, arguments: list[str], piped: bytes, message: str
+) -> None:
+    png = str(sorted(captcha_folder.glob("*.png"))[0])
+    command = ["solve", *(argument.format(png=png) for argument in arguments), "-m", str(linear_model)]
+    result = runner.invoke(app, command, input=piped)
+    assert result.exit_code == 2 and result.stderr == message + "\n" and result.stdout == ""
+
+
+def test_a_dash_with_a_terminal_on_standard_input_asks_for_a_pipe(linear_model: Path) -> None:
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "knucaptcha", "solve", "-", "-m", str(linear_model)],
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "error: '-' reads an image from standard input, which is a terminal; pipe one in\n"
 
 
 def test_json_is_one_list_of_readings(linear_model: Path, captcha_folder: Path, solver: Solver) -> None:

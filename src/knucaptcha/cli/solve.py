@@ -2,27 +2,37 @@
 
 Output is made for pipes: one ``file<TAB>text<TAB>confidence`` line per image
 (``cut -f2`` gives the texts), or with ``--json`` one JSON list. Progress and
-per-file errors go to stderr, so stdout holds nothing else.
+per-file errors go to stderr, so stdout holds nothing else. ``-`` reads one
+image from standard input (``curl -s URL | knucaptcha solve -``), as a captcha
+fetched by a script arrives.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from ..ctc import ReadOptions
-from ..errors import MissingFileError
+from ..errors import ConfigError, ImageError, MissingFileError
 from ..evaluate import ProgressCallback, SolvedFile, solve_files
 from ..labels import IMAGE_EXTENSIONS
+from ..preprocess import load_image
 from .app import app, progress
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 EXIT_SOME_FAILED = 1
 """Exit status when the command ran but some images could not be read (2 means it could not run)."""
+
+STDIN = Path("-")
+"""The input that stands for one image on standard input."""
 
 
 # Decoding options shared by ``solve`` and ``evaluate``, so both read the same way.
@@ -72,7 +82,9 @@ def _is_image_file(path: Path) -> bool:
 
 @app.command()
 def solve(
-    images: Annotated[list[Path], typer.Argument(help="Image files, or folders whose images are all read.")],
+    images: Annotated[
+        list[Path], typer.Argument(help="Image files, folders whose images are all read, or - for one image on stdin.")
+    ],
     model: Annotated[
         str, typer.Option("--model", "-m", help="A .onnx model file, or the name of a bundled model.")
     ] = "default",
@@ -92,8 +104,14 @@ def solve(
     """
     from ..inference import Solver  # ONNX Runtime loads only when a command needs it
 
+    if STDIN in images and len(images) > 1:
+        raise ConfigError("'-' (one image on standard input) must be the only input")
     solver = Solver.load(model)
     options = ReadOptions(beam, symbols, length)
+    if images == [STDIN]:
+        results = [SolvedFile(STDIN, solver.read([_stdin_image()], options)[0])]
+        _print_results(results, as_json)
+        return
     files = image_files(images)
     if len(files) == 1:
         results = solve_files(solver, files, options)
@@ -107,6 +125,16 @@ def solve(
     if failed:
         typer.echo(f"error: {failed} of {len(results)} images could not be read", err=True)
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _stdin_image() -> Image.Image:
+    """The image piped to standard input, decoded; a terminal or bytes that are no image are errors."""
+    if sys.stdin.isatty():
+        raise ConfigError("'-' reads an image from standard input, which is a terminal; pipe one in")
+    try:
+        return load_image(sys.stdin.buffer.read())
+    except ImageError as error:
+        raise type(error)(f"standard input: {error}") from None
 
 
 def _print_results(results: list[SolvedFile], as_json: bool) -> None:

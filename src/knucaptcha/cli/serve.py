@@ -36,12 +36,14 @@ def serve(
     symbols: Symbols = None,
     length: Length = None,
 ) -> None:
-    """Serve the solving API (POST /v1/solve, /v1/solve/batch, /api), the demo page (/), practice
-    captchas (/captcha) and the API docs (/docs). Stop with Ctrl+C.
+    """Serve the solving API, the demo page, practice captchas and the API docs.
 
-    --beam, --symbols and --length say how the site's captchas are read: every reading uses
-    them unless a request gives its own (?beam=, ?symbols=, ?length=); /api, which takes no
-    options, always does."""
+    The API is POST /v1/solve, /v1/solve/batch and /api; the demo page is /,
+    practice captchas /captcha, the docs /docs. Stop with Ctrl+C.
+
+    --beam, --symbols and --length say how the site's captchas are read: every
+    reading uses them unless a request gives its own (?beam=, ?symbols=,
+    ?length=); /api, which takes no options, always does."""
     import uvicorn  # FastAPI and uvicorn load only for this command
 
     from ..inference import BUNDLED_MODELS

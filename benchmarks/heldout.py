@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--wild-at", type=float, help="Move the style's wild end to this difficulty (0 to 1).")
     parser.add_argument("--json", dest="json_out", help="Also write the figures to this JSON file.")
     args = parser.parse_args()
+    if args.wild_at is not None and not 0 <= args.wild_at <= 1:
+        raise SystemExit(f"error: --wild-at must lie in [0, 1], not {args.wild_at}")
 
     solver = Solver.load(args.model)
     rows = []
@@ -131,9 +133,7 @@ def main() -> None:
 
 
 def wild_at(style: Style, difficulty: float) -> Style:
-    """``style`` with its ``wild`` knobs where ``difficulty`` puts them now."""
-    if not 0 <= difficulty <= 1:
-        raise SystemExit(f"error: --wild-at must lie in [0, 1], not {difficulty}")
+    """``style`` with its ``wild`` knobs where ``difficulty`` (0 to 1) puts them now."""
     return replace(style, wild=Knobs(**blend(style.calm, style.wild, difficulty)))
 
 

@@ -253,12 +253,12 @@ def test_cli_refuses_to_overwrite_a_run_and_to_change_settings_on_resume(tmp_pat
 
 def test_augment_keeps_binary_images_binary_and_is_seeded() -> None:
     images = (torch.rand(6, 1, 35, 140, generator=torch.Generator().manual_seed(0)) > 0.9).float()
-    first = augment(images, torch.Generator().manual_seed(1), binarize=True)
-    again = augment(images, torch.Generator().manual_seed(1), binarize=True)
+    first = augment(images, torch.Generator().manual_seed(1), PreprocessSpec())
+    again = augment(images, torch.Generator().manual_seed(1), PreprocessSpec())
     assert first.shape == images.shape and torch.equal(first, again)
     assert set(first.unique().tolist()) <= {0.0, 1.0}
     assert not torch.equal(first, images)
-    gray = augment(images * 0.5, torch.Generator().manual_seed(1), binarize=False)
+    gray = augment(images * 0.5, torch.Generator().manual_seed(1), PreprocessSpec(mode="gray", binarize=False))
     assert 0.0 <= gray.min() and gray.max() <= 1.0
 
 

@@ -161,7 +161,8 @@ def to_input(source: ImageSource, spec: PreprocessSpec = PreprocessSpec()) -> np
     """Model input of shape ``(1, spec.height, spec.width)``, float32 in [0, 1].
 
     On a 140×35 RGBA image with the default spec this is exactly the seed's
-    preprocessing: alpha channel, ``alpha > 0 → 1``, no resize.
+    preprocessing: alpha channel, ``alpha > 0 → 1``, no resize. With
+    ``opaque_at`` ink reads 0.5 and opaque ink 1.
     """
     plane = np.empty((1, spec.height, spec.width), np.float32)
     _write_input(source, spec, plane[0])
@@ -185,13 +186,20 @@ def _write_input(source: ImageSource, spec: PreprocessSpec, out: np.ndarray) -> 
     """Preprocess one image into ``out``, an ``(H, W)`` float32 array."""
     values = ink(load_image(source), spec.mode)
     if values.shape == (spec.height, spec.width):
-        if spec.binarize:
-            np.greater(values, spec.threshold, out=out)
-        else:
-            np.multiply(values, np.float32(1 / 255), out=out)
+        _levels(values, spec, out)
         return
-    if spec.binarize:
-        plane = (values > spec.threshold).astype(np.float32)
-    else:
-        plane = values.astype(np.float32) * np.float32(1 / 255)
+    plane = np.empty(values.shape, np.float32)
+    _levels(values, spec, plane)
     out[...] = np.asarray(Image.fromarray(plane).resize((spec.width, spec.height), Image.BILINEAR))
+
+
+def _levels(values: np.ndarray, spec: PreprocessSpec, out: np.ndarray) -> None:
+    """Ink values 0..255 to model values in ``out``: binary, three levels (``opaque_at``) or linear."""
+    if not spec.binarize:
+        np.multiply(values, np.float32(1 / 255), out=out)
+    elif spec.opaque_at:
+        np.greater(values, spec.threshold, out=out)
+        out += values >= spec.opaque_at
+        out *= np.float32(0.5)
+    else:
+        np.greater(values, spec.threshold, out=out)

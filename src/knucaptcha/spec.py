@@ -66,6 +66,11 @@ class PreprocessSpec:
         width: input width in pixels (the seed's 140).
         binarize: map each pixel to 0 or 1 before resizing (the seed: alpha > 0).
         threshold: on the 0..255 ink scale, pixels strictly above it become 1.
+        opaque_at: with ``binarize``, a third level: ink at or above this
+            becomes 1 and fainter ink (above ``threshold``) 0.5; 0 turns it off
+            (every ink pixel is 1, the seed's way). The KNU server draws glyphs
+            half-transparent (alpha ≤ 128) and its noise curve opaque (255):
+            three levels keep the two apart, where ``alpha > 0`` merges them.
     """
 
     mode: ChannelMode = "alpha"
@@ -73,11 +78,13 @@ class PreprocessSpec:
     width: int = 140
     binarize: bool = True
     threshold: int = 0
+    opaque_at: int = 0
 
     def __post_init__(self) -> None:
         _check_int("height", self.height)
         _check_int("width", self.width)
         _check_int("threshold", self.threshold)
+        _check_int("opaque_at", self.opaque_at)
         if not isinstance(self.binarize, bool):
             raise ConfigError(f"binarize must be true or false, not {self.binarize!r}")
         if self.mode not in CHANNEL_MODES:
@@ -86,6 +93,10 @@ class PreprocessSpec:
             raise ConfigError(f"input size {self.height}x{self.width} is outside 8..512 x 8..2048")
         if not 0 <= self.threshold <= 254:
             raise ConfigError(f"threshold must lie in 0..254, not {self.threshold}")
+        if self.opaque_at and not (self.binarize and self.threshold < self.opaque_at <= 255):
+            raise ConfigError(
+                f"opaque_at={self.opaque_at} needs binarize and must lie in threshold+1..255 (0 turns it off)"
+            )
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> PreprocessSpec:
@@ -94,7 +105,11 @@ class PreprocessSpec:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a mapping; ``opaque_at`` only when set, so files without it stay readable by older releases."""
+        values = asdict(self)
+        if not self.opaque_at:
+            del values["opaque_at"]
+        return values
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,12 @@ def train(
         "fast", "--preset", help="Architecture: fast (default), wide (the shipped model's; 1.7x slower) or seed (the notebook's)."
     ),
     style: str = typer.Option(
-        "knu", "--style", help="Generated data style (knu, knu2021, knu-unseen); for --data, its preprocessing."
+        "knu", "--style", help="Generated data style (knu, knu-varied, knu2021, knu-unseen); for --data, its preprocessing."
     ),
     difficulty: str = typer.Option("mixed", "--difficulty", help="Generated data difficulty."),
+    mix: Optional[str] = typer.Option(
+        None, "--mix", help="STYLE:SHARE: draw that share of the generated data from a second style (e.g. knu-varied:0.25)."
+    ),
     fonts: Optional[Path] = typer.Option(
         None, "--fonts", help="Folder of .ttf/.otf fonts to draw generated data with instead of the style's."
     ),
@@ -107,6 +110,8 @@ def train(
             raise ConfigError("--fonts draws generated captchas; a --data folder brings its own images")
         if data is None and noise_overlay is not None:
             raise ConfigError("--noise-overlay draws over a --data folder's images; generated captchas have their own noise")
+        if data is not None and mix is not None:
+            raise ConfigError("--mix mixes generated styles; a --data folder brings its own images")
         if data is not None and valid_data is not None:
             raise ConfigError("--valid-data validates generated training; --data holds out its own --valid-fraction")
         loaded = (init, load_checkpoint(init)) if init else None
@@ -135,6 +140,7 @@ def train(
                     font_dir=fonts,
                     valid_folder=valid_data,
                     case=case,
+                    mix=None if mix is None else _style_share(mix),
                 )
         trainer = start(out, source, config, preset=preset, init=loaded, observer=observer)
     spec = trainer.spec
@@ -159,6 +165,15 @@ def train(
         soft_wrap=True,
     )
     typer.echo(str(out / "model.onnx"))
+
+
+def _style_share(value: str) -> tuple[str, float]:
+    """``STYLE:SHARE`` of ``--mix`` as a pair; :class:`ConfigError` when malformed."""
+    name, _, share = value.rpartition(":")
+    try:
+        return name, float(share)
+    except ValueError:
+        raise ConfigError(f"--mix takes STYLE:SHARE such as knu-varied:0.25, not {value!r}") from None
 
 
 def _given(ctx: typer.Context, name: str) -> bool:

@@ -12,12 +12,13 @@ from .dataset import (
     MANIFEST,
     encode_png,
     generate_inputs,
+    generate_mixture,
     generate_samples,
     preview_grid,
     write_dataset,
     write_preview,
 )
-from .fonts import find_fonts, matplotlib_font_dir
+from .fonts import bundled_font_dir, find_fonts, matplotlib_font_dir
 from .render import Sample, fonts_for, label_for, render_noise, render_sample
 from .styles import DIFFICULTIES, STYLE_NAMES, Knobs, Style, get_style, with_font_folder
 
@@ -29,9 +30,11 @@ __all__ = [
     "Sample",
     "Style",
     "encode_png",
+    "bundled_font_dir",
     "find_fonts",
     "fonts_for",
     "generate_inputs",
+    "generate_mixture",
     "generate_samples",
     "get_style",
     "label_for",

@@ -13,7 +13,7 @@ import csv
 import io
 import itertools
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -53,6 +53,18 @@ def generate_inputs(style: Style, seed: int, count: int, start: int = 0) -> tupl
     """
     samples = list(generate_samples(style, seed, count=count, start=start))
     return to_batch([s.image for s in samples], style.preprocess), tuple(s.label for s in samples)
+
+
+def generate_mixture(parts: Sequence[tuple[Style, int, int, int]]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """:func:`generate_inputs` of each ``(style, seed, count, start)``, concatenated in order.
+
+    The styles must share a preprocessing spec: one model reads them all.
+    """
+    specs = {style.preprocess for style, *_ in parts}
+    if len(specs) != 1:
+        raise ConfigError(f"mixed styles must share one preprocessing spec, not {len(specs)}: {sorted(map(str, specs))}")
+    drawn = [generate_inputs(*part) for part in parts]
+    return np.concatenate([images for images, _ in drawn]), tuple(label for _, labels in drawn for label in labels)
 
 
 def encode_png(image: Image.Image) -> bytes:

@@ -1,8 +1,10 @@
 """Where the generator's fonts come from, and the caches that make drawing fast.
 
-By default the fonts are the ones matplotlib ships (DejaVu, STIX, Computer
-Modern): matplotlib is a core dependency, so every install can draw without
-system fonts. Only ``matplotlib`` itself is imported, never ``pyplot``.
+By default the fonts are the ones this package bundles (``KnuCaptchaGothic``,
+a subset of NanumGothic Bold: the real KNU captcha's font; see
+``knucaptcha/fonts/OFL.txt``) and the ones matplotlib ships (DejaVu, STIX,
+Computer Modern): matplotlib is a core dependency, so every install can draw
+without system fonts. Only ``matplotlib`` itself is imported, never ``pyplot``.
 
 A font is usable for a charset only if it draws every symbol, each
 differently, and none as the font's missing-glyph box; this drops symbol-only
@@ -33,29 +35,45 @@ def matplotlib_font_dir() -> Path:
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
 
+def bundled_font_dir() -> Path:
+    """The folder of fonts shipped inside knucaptcha (with their licence)."""
+    return Path(__file__).resolve().parent.parent / "fonts"
+
+
+def default_font_dirs() -> tuple[Path, ...]:
+    """Where a style without a ``font_dir`` finds its fonts: the bundled ones, then matplotlib's."""
+    return bundled_font_dir(), matplotlib_font_dir()
+
+
 @lru_cache(maxsize=64)
 def find_fonts(font_dir: Path | None, patterns: tuple[str, ...], symbols: str) -> tuple[Path, ...]:
     """Font files in ``font_dir`` whose stem matches a pattern and that draw every symbol.
 
-    Sorted by file name, so a seed picks the same font on every machine with
-    the same fonts.
+    ``font_dir`` None searches :func:`default_font_dirs`. Sorted by file name,
+    so a seed picks the same font on every machine with the same fonts.
 
     Raises:
         MissingFileError: ``font_dir`` does not exist.
         ConfigError: no matching file can draw all of ``symbols``.
     """
-    folder = matplotlib_font_dir() if font_dir is None else Path(font_dir)
-    if not folder.is_dir():
-        raise MissingFileError(f"no such font folder: {folder}")
+    folders = default_font_dirs() if font_dir is None else (Path(font_dir),)
+    for folder in folders:
+        if not folder.is_dir():
+            raise MissingFileError(f"no such font folder: {folder}")
     candidates = sorted(
-        path
-        for path in folder.iterdir()
-        if path.suffix.lower() in FONT_SUFFIXES and any(fnmatchcase(path.stem, p) for p in patterns)
+        (
+            path
+            for folder in folders
+            for path in folder.iterdir()
+            if path.suffix.lower() in FONT_SUFFIXES and any(fnmatchcase(path.stem, p) for p in patterns)
+        ),
+        key=lambda path: path.name,
     )
     usable = tuple(path for path in candidates if draws_all(path, symbols))
     if not usable:
+        where = " or ".join(str(folder) for folder in folders)
         raise ConfigError(
-            f"no font in {folder} matching {', '.join(patterns)} draws all of {symbols!r} "
+            f"no font in {where} matching {', '.join(patterns)} draws all of {symbols!r} "
             f"({len(candidates)} matching files checked)"
         )
     return usable
@@ -79,14 +97,19 @@ def load_font(path: Path, size: int) -> ImageFont.FreeTypeFont:
 
 
 @lru_cache(maxsize=16384)
-def glyph_mask(path: Path, size: int, symbol: str) -> tuple[Image.Image, int]:
+def glyph_mask(path: Path, size: int, symbol: str, outline: float = 0.0) -> tuple[Image.Image, int]:
     """An antialiased ``L`` mask of one symbol cropped to its ink, and its top relative to the baseline.
 
     The offset (negative above the baseline) lets glyphs of different heights
-    and descenders share a baseline. Cached, because a captcha draws the same
-    few dozen symbols in a handful of sizes over and over.
+    and descenders share a baseline. With ``outline`` (pixels) only the
+    glyph's outline is drawn, a band that wide centred on it: hollow glyphs.
+    Cached, because a captcha draws the same few dozen symbols in a handful of
+    sizes over and over (callers round ``outline`` to keep the cache small).
     """
     font = load_font(path, size)
+    if outline > 0:  # FreeType's stroker alone draws the band; ImageDraw.text would fill it in
+        band, (_, top) = font.getmask2(symbol, "L", stroke_width=outline / 2, anchor="ls")
+        return Image.frombytes("L", band.size, bytes(band)), top
     left, top, right, bottom = font.getbbox(symbol, anchor="ls")
     mask = Image.new("L", (max(1, right - left), max(1, bottom - top)))
     ImageDraw.Draw(mask).text((-left, -top), symbol, font=font, fill=255, anchor="ls")

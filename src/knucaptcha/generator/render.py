@@ -23,6 +23,7 @@ from PIL import Image, ImageChops, ImageDraw
 
 from ..errors import ConfigError
 from .fonts import find_fonts, glyph_mask
+from .simplecaptcha import curve_points, draw_curves, draw_word
 from .styles import DIFFICULTY_LEVELS, Span, Style, blend
 
 _NOISE_SCALE = 2  # noise is drawn at this multiple of the image size, then reduced
@@ -56,7 +57,11 @@ def render_sample(style: Style, seed: int, index: int) -> Sample:
     fonts = fonts_for(style)
     font = fonts[int(rng.integers(len(fonts)))]
     ink = int(_uniform(rng, spans["ink"]))
-    plane = _draw_text(rng, style, spans, font, label, ink)
+    outline = _uniform(rng, spans["outline"]) if _chance(rng, spans["hollow"]) else 0.0
+    if style.layout == "line":
+        plane = _draw_line(rng, style, spans, font, label, ink, outline)
+    else:
+        plane = _draw_text(rng, style, spans, font, label, ink, outline)
     plane = ImageChops.lighter(plane, _draw_noise(rng, style, spans, ink))
     plane = _warp(rng, spans, plane)
     plane = _cut_edges(rng, spans, plane, ink)
@@ -123,10 +128,33 @@ def _count(rng: np.random.Generator, span: Span) -> int:
     return min(int(_uniform(rng, (span[0], span[1] + 1))), int(span[1]))
 
 
-def _draw_text(
-    rng: np.random.Generator, style: Style, spans: dict[str, Span], font: Path, label: str, ink: int
+def _chance(rng: np.random.Generator, span: Span) -> bool:
+    """True with a probability drawn from ``span``; draws nothing when it is never true (styles without it keep their streams)."""
+    if span[1] <= 0:
+        return False
+    return bool(rng.random() < _uniform(rng, span))
+
+
+def _draw_line(
+    rng: np.random.Generator, style: Style, spans: dict[str, Span], font: Path, label: str, ink: int, outline: float
 ) -> Image.Image:
-    """The label's glyphs, each sized, stretched, jittered and turned, placed left to right with gaps."""
+    """The label as SimpleCaptcha lays it out: one line of text from a pen origin, hollow when ``outline``.
+
+    The server's glyph alpha values are multiples of 4; so are these.
+    """
+    size = _uniform(rng, spans["font_size"])
+    origin = (_uniform(rng, spans["origin_x"]), _uniform(rng, spans["baseline"]))
+    coverage = draw_word((style.width, style.height), font, size, label, origin, outline)
+    return coverage.point([4 * round(value * ink / 1020) for value in range(256)])
+
+
+def _draw_text(
+    rng: np.random.Generator, style: Style, spans: dict[str, Span], font: Path, label: str, ink: int, outline: float
+) -> Image.Image:
+    """The label's glyphs, each sized, stretched, jittered and turned, placed left to right with gaps.
+
+    Hollow when ``outline`` (its width, rounded to tenths to keep the glyph cache small).
+    """
     count = len(label)
     sizes, stretches = _uniforms(rng, spans["font_size"], count), _uniforms(rng, spans["stretch"], count)
     jitters, angles = _uniforms(rng, spans["jitter"], count), _uniforms(rng, spans["rotation"], count)
@@ -135,7 +163,7 @@ def _draw_text(
     def glyphs(scale: float) -> list[tuple[Image.Image, int]]:
         drawn = []
         for symbol, size, stretch in zip(label, sizes, stretches):
-            mask, top = glyph_mask(font, max(6, round(size * scale)), symbol)
+            mask, top = glyph_mask(font, max(6, round(size * scale)), symbol, round(outline, 1))
             if abs(stretch - 1.0) > 0.02:
                 mask = mask.resize((max(1, round(mask.width * stretch)), mask.height), Image.Resampling.BILINEAR)
             drawn.append((mask, top))
@@ -202,7 +230,12 @@ def _draw_noise(rng: np.random.Generator, style: Style, spans: dict[str, Span], 
     for (x, y), size in zip(centres, _uniforms(rng, spans["dot_size"], dots)):
         radius = size * s / 2
         draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=ink)
-    return layer.reduce(s)
+    layer = layer.reduce(s)
+    if spans["beziers"][1] > 0:  # drawn opaque, as SimpleCaptcha does; styles without them keep their streams
+        count = _count(rng, spans["beziers"])
+        curves = [(curve_points(rng, style.width, style.height), _uniform(rng, spans["bezier_width"])) for _ in range(count)]
+        layer = ImageChops.lighter(layer, draw_curves((style.width, style.height), curves))
+    return layer
 
 
 def _warp(rng: np.random.Generator, spans: dict[str, Span], plane: Image.Image) -> Image.Image:

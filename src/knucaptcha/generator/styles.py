@@ -1,32 +1,41 @@
 """What a synthetic captcha looks like: typed, frozen style configuration.
 
 A :class:`Style` fixes the image (size, background, fonts, alphabet, label
-length) and holds two sets of :class:`Knobs`: ``calm`` (the ranges at
+length, layout) and holds two sets of :class:`Knobs`: ``calm`` (the ranges at
 difficulty 0) and ``wild`` (the ranges at difficulty 1). A sample of
 difficulty ``d`` draws every knob from the range linearly between the two, so
 one number scales rotation, overlap, noise and warp together. The presets
-``easy``, ``medium`` and ``hard`` fix ``d``; ``mixed`` draws ``d`` uniformly
-from [0, 1] for each sample, which gives a training set that covers both ends.
+``exact`` (0: the calm end), ``easy``, ``medium`` and ``hard`` fix ``d``;
+``mixed`` draws ``d`` uniformly from [0, 1] for each sample, which gives a
+training set that covers both ends.
 
-Three styles are built in (see :func:`get_style`):
+Four styles are built in (see :func:`get_style`):
 
 ``knu``
-    The current KNU captcha as far as we know it (``CONTEXT.md``): 140×35 RGBA,
-    fully transparent background, ink only in the alpha channel, 4 symbols of
-    ``0-9A-Z``. Drawn with the DejaVu families (sans, serif, mono; regular,
-    bold, oblique), with noise lines, arcs, an occasional curve and dots.
+    The current KNU captcha as the server draws it (``CONTEXT.md``; README,
+    "The real KNU captcha"): 140×35 RGBA, fully transparent, black ink only in
+    the alpha channel, 4 symbols of ``0-9A-Z`` in NanumGothic Bold 30 px (the
+    bundled subset ``KnuCaptchaGothic-Bold``), laid out as one text line from
+    pen origin (7, 26) at the font's advance widths, each glyph's outline
+    stroked 0.5 px wide at half opacity (hollow glyphs), and one opaque 3 px
+    SimpleCaptcha curve. ``exact`` is that look; higher difficulties vary
+    the parameters around it (size ±2 px, sub-pixel origin, outline width and
+    opacity, curve width 2–4 and 0–2 curves, faint edge pixels) so that the
+    server's Java2D rasterization falls inside what a model saw.
+``knu-varied``
+    The same 140×35 alpha format, domain-randomized for a redesign: the DejaVu
+    families and the bundled Gothic, filled or hollow glyphs, rotation,
+    jitter, overlap, lines, arcs, curves, dots, grids, speckle and warps.
 ``knu2021``
-    The 2021 captcha: 150×40 opaque RGB, grey gradient, one or two black curves
+    The 2020–2021 captcha: 150×40 opaque RGB, grey gradient, one or two black curves
     across, bold italic lowercase from SimpleCaptcha's alphabet. Five symbols,
     SimpleCaptcha's default length (and the length of the Keras example's data).
 ``knu-unseen``
-    A knu-like style deliberately outside ``knu``'s distribution, to measure
-    fine-tuning on something the default model has not seen: the STIX and
-    Computer Modern fonts (``knu`` never uses them), a grid of thin lines and
-    salt speckle (``knu`` draws neither) and a noise line thicker than
-    ``knu``'s. After the seed's binarization many samples are ambiguous to a
-    person too: the thick line can hide a glyph, and some of these fonts draw
-    glyph pairs alike. A blind reading got 33 of 48 medium samples right
+    A knu-like style deliberately outside ``knu-varied``'s distribution, to
+    measure fine-tuning on something the default model has not seen: the STIX
+    and Computer Modern fonts (never used in training), a grid of thin lines
+    and salt speckle and a thick noise line, scattered glyphs. After the seed's
+    binarization many samples are ambiguous to a person too
     (``benchmarks/person_reading.py``).
 """
 
@@ -43,15 +52,18 @@ from ..spec import PreprocessSpec, check_keys
 Span = tuple[float, float]
 """An inclusive ``(low, high)`` range a value is drawn from."""
 
-Difficulty = Literal["easy", "medium", "hard", "mixed"]
+Difficulty = Literal["exact", "easy", "medium", "hard", "mixed"]
 
-DIFFICULTY_LEVELS: dict[str, float] = {"easy": 0.2, "medium": 0.5, "hard": 1.0}
+DIFFICULTY_LEVELS: dict[str, float] = {"exact": 0.0, "easy": 0.2, "medium": 0.5, "hard": 1.0}
 """The fixed difficulty of each preset; ``mixed`` draws one per sample from [0, 1]."""
 
 DIFFICULTIES: tuple[str, ...] = (*DIFFICULTY_LEVELS, "mixed")
 
 Background = Literal["transparent", "gradient"]
 BACKGROUNDS: tuple[str, ...] = ("transparent", "gradient")
+
+Layout = Literal["scattered", "line"]
+LAYOUTS: tuple[str, ...] = ("scattered", "line")
 
 
 def _knob(default: Span, low: float, high: float) -> Any:
@@ -94,6 +106,15 @@ class Knobs:
             The seed's ``alpha > 0`` sees every soft edge pixel as ink, which
             fattens small bold glyphs until 9 and 0 are one blob; servers that
             draw without antialiasing never produce such edges.
+        hollow: chance that a sample's glyphs are drawn as outlines only
+            (hollow, as SimpleCaptcha's ``ColoredEdgesWordRenderer`` does) rather
+            than filled.
+        outline: width of a hollow glyph's outline stroke, centred on it.
+        origin_x: pen position of the first glyph (``line`` layout).
+        baseline: baseline height from the top (``line`` layout).
+        beziers: number of SimpleCaptcha curves (``CurvedLineNoiseProducer``:
+            one cubic Bézier from left to right, flattened, drawn opaque).
+        bezier_width: stroke width of those curves.
     """
 
     font_size: Span = _knob((24, 24), 6, 96)
@@ -115,6 +136,12 @@ class Knobs:
     elastic: Span = _knob((0, 0), 0, 10)
     shade: Span = _knob((255, 255), 0, 255)
     edge_cut: Span = _knob((0, 0), 0, 0.9)
+    hollow: Span = _knob((0, 0), 0, 1)
+    outline: Span = _knob((0.5, 0.5), 0.1, 4)
+    origin_x: Span = _knob((7, 7), 0, 64)
+    baseline: Span = _knob((26, 26), 4, 508)
+    beziers: Span = _knob((0, 0), 0, 10)
+    bezier_width: Span = _knob((3, 3), 1, 12)
 
     def __post_init__(self) -> None:
         for knob in fields(self):
@@ -168,9 +195,14 @@ class Style:
             draw with, in ``font_dir``; fonts lacking a symbol are skipped.
         font_dir: folder of ``.ttf``/``.otf`` files; None means the fonts that
             matplotlib ships (a core dependency, so every install has them).
-        difficulty: a preset (``easy``, ``medium``, ``hard``) or ``mixed``.
+        difficulty: a preset (``exact``, ``easy``, ``medium``, ``hard``) or ``mixed``.
         calm: knob ranges at difficulty 0.
         wild: knob ranges at difficulty 1.
+        layout: ``scattered`` places each glyph on its own (size, stretch,
+            rotation, jitter, spacing knobs; the run centred at random);
+            ``line`` lays the label out as one line of text, as SimpleCaptcha
+            does: from ``origin_x`` on ``baseline``, each glyph at the font's
+            advance width after the previous, nothing turned or moved.
     """
 
     name: str
@@ -186,6 +218,7 @@ class Style:
     difficulty: Difficulty = "medium"
     calm: Knobs = Knobs()
     wild: Knobs = Knobs()
+    layout: Layout = "scattered"
 
     def __post_init__(self) -> None:
         if not isinstance(self.charset, Charset):
@@ -204,32 +237,8 @@ class Style:
             raise ConfigError("fonts must be a non-empty tuple of file-name patterns")
         if not isinstance(self.calm, Knobs) or not isinstance(self.wild, Knobs):
             raise ConfigError("calm and wild must be Knobs")
-
-
-_KNU_WILD = Knobs(
-    font_size=(20, 28),
-    stretch=(0.93, 1.08),
-    rotation=(-20, 20),
-    jitter=(-4, 4),
-    spacing=(-1, 3),
-    ink=(150, 255),
-    lines=(1, 3),
-    arcs=(0, 1),
-    curves=(0, 1),
-    stroke=(1, 2),
-    dots=(0, 40),
-    dot_size=(1, 1.5),
-    warp=(0, 2),
-    warp_period=(30, 120),
-    elastic=(0, 1),
-    edge_cut=(0.3, 0.6),
-)
-"""``knu`` at difficulty 1, bounded by what the seed's binarization leaves
-readable: wider stretch turns 0 into O (their width-to-height ratios, 0.88 and
-1.05 in DejaVu Sans, must not meet), stronger rotation and overlap merge bold
-glyphs, and soft edges fatten them (see ``edge_cut``). The aim was that a person
-reads every sample; a blind reading of 96 samples got 58% of them
-(``benchmarks/person_reading.py``), so many stay ambiguous."""
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}, not {self.layout!r}")
 
 
 def _knu() -> Style:
@@ -238,23 +247,86 @@ def _knu() -> Style:
         charset=Charset(DIGITS_UPPER),
         min_length=4,
         max_length=4,
-        preprocess=PreprocessSpec(),
+        preprocess=PreprocessSpec(opaque_at=250),
         width=140,
         height=35,
         background="transparent",
-        fonts=("DejaVuSans*", "DejaVuSerif*"),
+        fonts=("KnuCaptchaGothic-Bold",),
+        layout="line",
+        # Java2D leaves no faint fringe where ours has one: clearing alpha under 20 matches the real
+        # glyphs' ink pixel count (README, "The real KNU captcha").
+        calm=Knobs(font_size=(30, 30), ink=(128, 128), hollow=(1, 1), beziers=(1, 1), edge_cut=(0.15, 0.15)),
+        wild=Knobs(
+            font_size=(28, 32),
+            ink=(96, 176),
+            hollow=(1, 1),
+            outline=(0.3, 0.9),
+            origin_x=(6, 8),
+            baseline=(25, 27),
+            beziers=(0, 2),
+            bezier_width=(2, 4),
+            edge_cut=(0, 0.3),
+        ),
+    )
+"""``knu`` at difficulty 0 is the real captcha's look (``CONTEXT.md``); at 1 every parameter sits at the
+edge of the variation meant to cover what our rasterizer and the server's Java2D do differently."""
+
+
+_KNU_VARIED_WILD = Knobs(
+    font_size=(20, 30),
+    stretch=(0.9, 1.1),
+    rotation=(-20, 20),
+    jitter=(-4, 4),
+    spacing=(-2, 3),
+    ink=(96, 255),
+    hollow=(0, 0.6),
+    outline=(0.4, 1.6),
+    lines=(0, 3),
+    arcs=(0, 1),
+    curves=(0, 1),
+    beziers=(0, 2),
+    bezier_width=(1, 4),
+    stroke=(1, 2),
+    dots=(0, 40),
+    dot_size=(1, 1.5),
+    grid=(0, 6),
+    speckle=(0, 0.006),
+    warp=(0, 2),
+    warp_period=(30, 120),
+    elastic=(0, 1),
+    edge_cut=(0, 0.6),
+)
+"""``knu-varied`` at difficulty 1: wide, but bounded by what the seed's binarization leaves readable
+(wider stretch turns 0 into O, stronger rotation and overlap merge bold glyphs)."""
+
+
+def _knu_varied() -> Style:
+    return Style(
+        name="knu-varied",
+        charset=Charset(DIGITS_UPPER),
+        min_length=4,
+        max_length=4,
+        preprocess=PreprocessSpec(opaque_at=250),
+        width=140,
+        height=35,
+        background="transparent",
+        fonts=("DejaVuSans*", "DejaVuSerif*", "KnuCaptchaGothic-Bold"),
         calm=Knobs(
-            font_size=(23, 26),
+            font_size=(23, 28),
             stretch=(0.95, 1.05),
             rotation=(-4, 4),
             jitter=(-1, 1),
             spacing=(0, 2),
+            ink=(128, 255),
+            hollow=(0, 0.3),
+            outline=(0.5, 1.0),
             lines=(0, 1),
+            beziers=(0, 1),
             dots=(0, 5),
             warp_period=(60, 120),
-            edge_cut=(0.3, 0.6),
+            edge_cut=(0, 0.3),
         ),
-        wild=_KNU_WILD,
+        wild=_KNU_VARIED_WILD,
     )
 
 
@@ -297,7 +369,7 @@ def _knu2021() -> Style:
 
 def _knu_unseen() -> Style:
     return replace(
-        _knu(),
+        _knu_varied(),
         name="knu-unseen",
         fonts=("STIXGeneral*", "cmr10", "cmb10", "cmss10", "cmtt10", "cmti10", "cmmi10"),
         calm=Knobs(
@@ -311,21 +383,26 @@ def _knu_unseen() -> Style:
             warp_period=(60, 120),
             edge_cut=(0.1, 0.25),
         ),
-        wild=replace(
-            _KNU_WILD,
+        wild=Knobs(
+            font_size=(20, 28),
+            stretch=(0.93, 1.08),
+            rotation=(-20, 20),
+            jitter=(-4, 4),
+            spacing=(-1, 3),
+            ink=(150, 255),
             lines=(1, 1),
-            arcs=(0, 0),
-            curves=(0, 0),
             stroke=(2.5, 3),
-            dots=(0, 0),
             grid=(6, 8),
             speckle=(0.006, 0.012),
+            warp=(0, 2),
+            warp_period=(30, 120),
+            elastic=(0, 1),
             edge_cut=(0.1, 0.25),  # keeps the serif hairlines, which a deeper cut erases
         ),
     )
 
 
-_STYLES = {"knu": _knu, "knu2021": _knu2021, "knu-unseen": _knu_unseen}
+_STYLES = {"knu": _knu, "knu-varied": _knu_varied, "knu2021": _knu2021, "knu-unseen": _knu_unseen}
 STYLE_NAMES: tuple[str, ...] = tuple(_STYLES)
 
 

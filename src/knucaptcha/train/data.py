@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..charset import Charset
 from ..errors import TrainingError
-from ..generator import generate_inputs, get_style, render_noise, with_font_folder
+from ..generator import Style, generate_mixture, get_style, render_noise, with_font_folder
 from ..labels import scan_folder, split
 from ..preprocess import to_batch
 from ..spec import PreprocessSpec
@@ -181,6 +181,11 @@ class GeneratedSource:
     own (as ``knucaptcha generate --fonts``): the fonts a real site uses, or
     more families than the default style knows.
 
+    ``mix`` ``(style, share)`` draws that share of every epoch (and of the
+    generated validation set) from a second style with the same preprocessing,
+    from streams of its own (seeds + 2 and + 3): the shipped default trains on
+    mostly ``knu`` with some ``knu-varied``.
+
     ``valid_folder`` validates on every image of a labelled folder instead of
     generated ones. Training on captchas generated in a site's font gets
     further than thousands of labels (README, "Adapting to real captchas"),
@@ -200,6 +205,7 @@ class GeneratedSource:
         font_dir: str | Path | None = None,
         valid_folder: str | Path | None = None,
         case: str = "keep",
+        mix: tuple[str, float] | None = None,
     ):
         self.style = get_style(style_name, difficulty)
         self.font_dir = None if font_dir is None else Path(font_dir).resolve()
@@ -210,9 +216,11 @@ class GeneratedSource:
         self.seed = seed
         self.epoch_size = epoch_size
         self.case = case
+        self.mix = mix
+        self._mixed = None if mix is None else self._mixed_style(*mix)
         self.valid_folder = None if valid_folder is None else Path(valid_folder).resolve()
         if self.valid_folder is None:
-            self.valid = _labelled(*generate_inputs(self.style, seed + 1, valid_size, 0))
+            self.valid = _labelled(*generate_mixture(self._parts(seed + 1, valid_size, 0)))
         else:
             self.valid = self._folder_valid(self.valid_folder)
         # spawn, not fork: no copy of this process's torch threads; the worker imports no torch.
@@ -236,6 +244,29 @@ class GeneratedSource:
             )
         return _tensors([item.path for item in items], [item.label for item in items], self.preprocess)
 
+    def _mixed_style(self, name: str, share: float) -> Style:
+        """The second style of a mixture, checked against the first."""
+        if not 0.0 < share < 1.0:
+            raise TrainingError(f"a mixed style's share must lie strictly between 0 and 1, not {share}")
+        style = get_style(name, self.difficulty)
+        if (style.preprocess, style.charset, style.max_length) != (
+            self.preprocess,
+            self.style.charset,
+            self.style.max_length,
+        ):
+            raise TrainingError(
+                f"{name} cannot be mixed into {self.style.name}: their preprocessing, symbols or length differ"
+            )
+        return style
+
+    def _parts(self, seed: int, count: int, epoch: int) -> list[tuple[Style, int, int, int]]:
+        """What ``count`` images of ``epoch`` are drawn from: ``(style, seed, count, start)`` per style."""
+        if self._mixed is None or self.mix is None:
+            return [(self.style, seed, count, epoch * count)]
+        mixed = round(count * self.mix[1])
+        own = count - mixed
+        return [(self.style, seed, own, epoch * own), (self._mixed, seed + 2, mixed, epoch * mixed)]
+
     def vocabulary(self) -> tuple[Charset, int]:
         return self.style.charset, self.style.max_length
 
@@ -243,10 +274,9 @@ class GeneratedSource:
         if self._next is not None and self._next[0] == epoch:
             drawn = self._next[1].result()
         else:
-            drawn = generate_inputs(self.style, self.seed, self.epoch_size, epoch * self.epoch_size)
+            drawn = generate_mixture(self._parts(self.seed, self.epoch_size, epoch))
         if self._pool is not None:
-            following = (epoch + 1) * self.epoch_size
-            self._next = (epoch + 1, self._pool.submit(generate_inputs, self.style, self.seed, self.epoch_size, following))
+            self._next = (epoch + 1, self._pool.submit(generate_mixture, self._parts(self.seed, self.epoch_size, epoch + 1)))
         return _labelled(*drawn)
 
     def close(self) -> None:
@@ -263,6 +293,7 @@ class GeneratedSource:
             "valid_folder": None if self.valid_folder is None else str(self.valid_folder),
             "case": self.case,
             "difficulty": self.difficulty,
+            "mix": None if self.mix is None else list(self.mix),
             "seed": self.seed,
             "epoch_size": self.epoch_size,
             "valid_images": len(self.valid),
@@ -291,6 +322,7 @@ def open_source(description: dict[str, Any], *, prefetch: bool = False) -> DataS
         font_dir=description.get("font_dir"),  # absent in runs from before the option
         valid_folder=description.get("valid_folder"),  # so are these two
         case=description.get("case", "keep"),
+        mix=None if description.get("mix") is None else (description["mix"][0], description["mix"][1]),
     )
 
 
@@ -302,11 +334,12 @@ def encode_targets(labels: tuple[str, ...], charset: Charset) -> tuple[torch.Ten
     return targets, lengths
 
 
-def augment(images: torch.Tensor, generator: torch.Generator, *, binarize: bool) -> torch.Tensor:
+def augment(images: torch.Tensor, generator: torch.Generator, preprocess: PreprocessSpec) -> torch.Tensor:
     """Small random affine jitter (±4°, ±6% scale, ±2 px shift) and pixel noise on ``(N, 1, H, W)``.
 
-    Binarized inputs stay binary: the warped image is re-thresholded and noise
-    flips 1% of the pixels; gray inputs get Gaussian noise instead.
+    Binarized inputs stay on their levels: the warped image is rounded back to
+    0/1 (or 0/0.5/1 with ``opaque_at``) and noise flips 1% of the pixels to
+    the other side of 0.5; gray inputs get Gaussian noise instead.
     """
     n, _, height, width = images.shape
 
@@ -328,8 +361,11 @@ def augment(images: torch.Tensor, generator: torch.Generator, *, binarize: bool)
     )  # (N, 2, 3)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    if binarize:
+    if preprocess.binarize:
         flips = torch.rand(warped.shape, generator=generator) < 0.01
+        if preprocess.opaque_at:
+            levels = torch.round(warped * 2) / 2
+            return torch.where(flips, (levels == 0).float() * 0.5, levels)
         return ((warped > 0.5) ^ flips).float()
     noise = torch.randn(warped.shape, generator=generator) * 0.05
     return (warped + noise).clamp(0.0, 1.0)

@@ -188,7 +188,7 @@ class Trainer:
         for batch in data.batches(self.config.batch_size, generator):
             images = batch.images
             if self.config.augment:
-                images = augment(images, generator, binarize=self.spec.preprocess.binarize)
+                images = augment(images, generator, self.spec.preprocess)
             loss = ctc_loss(self.model(images), batch.labels, self.spec)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

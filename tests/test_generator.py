@@ -48,8 +48,9 @@ def test_same_seed_and_index_give_byte_identical_png() -> None:
 @pytest.mark.parametrize(
     ("name", "mode", "size", "preprocess"),
     [
-        ("knu", "RGBA", (140, 35), PreprocessSpec()),
-        ("knu-unseen", "RGBA", (140, 35), PreprocessSpec()),
+        ("knu", "RGBA", (140, 35), PreprocessSpec(opaque_at=250)),
+        ("knu-varied", "RGBA", (140, 35), PreprocessSpec(opaque_at=250)),
+        ("knu-unseen", "RGBA", (140, 35), PreprocessSpec(opaque_at=250)),
         ("knu2021", "RGB", (150, 40), PreprocessSpec(mode="gray", height=40, width=150, binarize=False)),
     ],
 )
@@ -60,14 +61,13 @@ def test_each_style_has_its_size_mode_and_preprocessing(name, mode, size, prepro
         assert (sample.image.mode, sample.image.size) == (mode, size)
 
 
-def test_knu_ink_lives_only_in_alpha_over_a_transparent_background() -> None:
-    for sample in generate_samples(get_style("knu", "hard"), 3, 5):
+def test_knu_varied_ink_lives_only_in_alpha_over_a_transparent_background() -> None:
+    for sample in generate_samples(get_style("knu-varied", "hard"), 3, 5):
         pixels = np.asarray(sample.image)  # (35, 140, 4)
         assert not pixels[..., :3].any()  # RGB black everywhere
         alpha = pixels[..., 3]
         assert (alpha == 0).mean() > 0.4  # mostly transparent
-        assert (alpha >= 0.8 * alpha.max()).sum() > 50  # solid ink near the sample's ink opacity
-        assert alpha[alpha > 0].min() >= 0.3 * alpha.max()  # edge_cut cleared the faint fringe
+        assert (alpha >= 0.8 * alpha.max()).sum() > 30  # solid ink near the sample's ink opacity
 
 
 def test_knu2021_is_grey_opaque_with_black_ink() -> None:
@@ -111,7 +111,8 @@ def test_generate_samples_counts_starts_and_streams_without_end() -> None:
 
 
 def test_difficulty_presets_and_mixed() -> None:
-    assert DIFFICULTIES == ("easy", "medium", "hard", "mixed")
+    assert DIFFICULTIES == ("exact", "easy", "medium", "hard", "mixed")
+    assert {s.difficulty for s in generate_samples(get_style("knu", "exact"), 0, 5)} == {0.0}
     assert {s.difficulty for s in generate_samples(get_style("knu", "easy"), 0, 5)} == {0.2}
     assert {s.difficulty for s in generate_samples(get_style("knu", "hard"), 0, 5)} == {1.0}
     mixed = [s.difficulty for s in generate_samples(get_style("knu", "mixed"), 0, 30)]
@@ -140,23 +141,22 @@ def test_noise_alone_is_the_styles_image_without_glyphs() -> None:
 
 
 def test_fonts_are_recorded_and_the_unseen_style_shares_none_with_knu() -> None:
-    knu, unseen = get_style("knu", "mixed"), get_style("knu-unseen", "mixed")
-    knu_fonts = {p.stem for p in fonts_for(knu)}
+    knu, varied, unseen = (get_style(name, "mixed") for name in ("knu", "knu-varied", "knu-unseen"))
+    assert {p.stem for p in fonts_for(knu)} == {"KnuCaptchaGothic-Bold"}
+    varied_fonts = {p.stem for p in fonts_for(varied)}
     unseen_fonts = {p.stem for p in fonts_for(unseen)}
-    assert len(knu_fonts) >= 10 and all(f.startswith("DejaVu") for f in knu_fonts)
-    assert {"DejaVuSans", "DejaVuSans-Bold", "DejaVuSerif", "DejaVuSansMono", "DejaVuSans-Oblique"} <= knu_fonts
-    assert len(unseen_fonts) >= 5 and not knu_fonts & unseen_fonts
-    assert "DejaVuSansDisplay" not in knu_fonts  # a subset font that lacks letters is skipped
-    used = {s.font for s in generate_samples(knu, 0, 60)}
-    assert used <= knu_fonts and len(used) > 3
+    assert len(varied_fonts) >= 10 and "KnuCaptchaGothic-Bold" in varied_fonts
+    assert {"DejaVuSans", "DejaVuSans-Bold", "DejaVuSerif", "DejaVuSansMono", "DejaVuSans-Oblique"} <= varied_fonts
+    assert len(unseen_fonts) >= 5 and not varied_fonts & unseen_fonts
+    assert "DejaVuSansDisplay" not in varied_fonts  # a subset font that lacks letters is skipped
+    used = {s.font for s in generate_samples(varied, 0, 60)}
+    assert used <= varied_fonts and len(used) > 3
 
 
-def test_unseen_draws_noise_knu_never_draws() -> None:
-    knu, unseen = get_style("knu"), get_style("knu-unseen")
-    for knob in ("grid", "speckle"):
-        assert getattr(knu.wild, knob) == getattr(knu.calm, knob) == (0, 0)
-        assert getattr(unseen.calm, knob)[0] > 0
-    assert min(unseen.calm.stroke[0], unseen.wild.stroke[0]) > knu.wild.stroke[1]  # thicker strokes
+def test_unseen_draws_lines_thicker_than_knu_varied() -> None:
+    varied, unseen = get_style("knu-varied"), get_style("knu-unseen")
+    assert min(unseen.calm.stroke[0], unseen.wild.stroke[0]) > varied.wild.stroke[1]
+    assert unseen.calm.grid[0] > 0 and unseen.calm.speckle[0] > 0  # always, where knu-varied draws them sometimes
 
 
 def test_font_folder_override_uses_only_usable_fonts_there(tmp_path: Path) -> None:
@@ -316,7 +316,8 @@ def test_samples_feed_the_one_preprocessing_path(name: str) -> None:
     for sample in generate_samples(style, 0, 3):
         array = to_input(sample.image, style.preprocess)
         assert array.shape == (1, style.preprocess.height, style.preprocess.width)
-        assert 0.02 < float((array > 0.5).mean()) < 0.6  # some ink, mostly background
+        ink = array > (0 if style.preprocess.binarize else 0.5)  # binarized glyph ink may read 0.5
+        assert 0.02 < float(ink.mean()) < 0.6  # some ink, mostly background
 
 
 def test_generate_inputs_are_the_solvers_preprocessing_of_the_same_samples() -> None:

@@ -70,6 +70,17 @@ def test_knu_varied_ink_lives_only_in_alpha_over_a_transparent_background() -> N
         assert (alpha >= 0.8 * alpha.max()).sum() > 30  # solid ink near the sample's ink opacity
 
 
+def test_knu2021_exact_is_simplecaptchas_diagonal_gradient_with_two_rails() -> None:
+    style = get_style("knu2021", "exact")
+    assert (style.min_length, style.max_length, style.charset.symbols) == (4, 4, SIMPLECAPTCHA)
+    for sample in generate_samples(style, 2, 5):
+        gray = np.asarray(sample.image)[..., 0].astype(int)  # (40, 150)
+        assert gray.max() >= 240 and gray[0, -1] > gray[0, 75] > gray[0, 0]  # dark grey top-left to white
+        right = gray[:, 145]  # right of the text: only the rails cross here
+        dark = np.flatnonzero(right < 0.7 * np.median(right))
+        assert len(dark) >= 2 and 4 <= dark.max() - dark.min() <= 12  # two lines a few pixels apart
+
+
 def test_knu2021_is_grey_opaque_with_black_ink() -> None:
     for sample in generate_samples(get_style("knu2021", "mixed"), 0, 5):
         pixels = np.asarray(sample.image).astype(int)  # (40, 150, 3)

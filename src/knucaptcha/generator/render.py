@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageChops, ImageDraw
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from ..errors import ConfigError
 from .fonts import find_fonts, glyph_mask
@@ -64,6 +64,7 @@ def render_sample(style: Style, seed: int, index: int) -> Sample:
         plane = _draw_text(rng, style, spans, font, label, ink, outline)
     plane = ImageChops.lighter(plane, _draw_noise(rng, style, spans, ink))
     plane = _warp(rng, spans, plane)
+    plane = _blur(rng, spans, plane)
     plane = _cut_edges(rng, spans, plane, ink)
     plane = _speckle(rng, spans, plane, ink)
     return Sample(_finish(rng, style, spans, plane), label, font.stem, difficulty)
@@ -142,9 +143,9 @@ def _draw_line(
 
     The server's glyph alpha values are multiples of 4; so are these.
     """
-    size = _uniform(rng, spans["font_size"])
+    size, gap = _uniform(rng, spans["font_size"]), _uniform(rng, spans["spacing"])
     origin = (_uniform(rng, spans["origin_x"]), _uniform(rng, spans["baseline"]))
-    coverage = draw_word((style.width, style.height), font, size, label, origin, outline)
+    coverage = draw_word((style.width, style.height), font, size, label, origin, outline, gap)
     return coverage.point([4 * round(value * ink / 1020) for value in range(256)])
 
 
@@ -235,7 +236,35 @@ def _draw_noise(rng: np.random.Generator, style: Style, spans: dict[str, Span], 
         count = _count(rng, spans["beziers"])
         curves = [(curve_points(rng, style.width, style.height), _uniform(rng, spans["bezier_width"])) for _ in range(count)]
         layer = ImageChops.lighter(layer, draw_curves((style.width, style.height), curves))
+    if spans["rails"][1] > 0:
+        layer = ImageChops.lighter(layer, _draw_rails(rng, style, spans, ink))
     return layer
+
+
+def _draw_rails(rng: np.random.Generator, style: Style, spans: dict[str, Span], ink: int) -> Image.Image:
+    """Straight lines across the whole width, descending to the right, a gap apart, aliased (no soft edges)."""
+    layer = Image.new("L", (style.width, style.height))
+    draw = ImageDraw.Draw(layer)
+    count = _count(rng, spans["rails"])
+    gaps = _uniforms(rng, spans["rail_gap"], count)
+    height = style.height
+    left = rng.uniform(0.1, 0.5) * height
+    # How much lower the right end is; the last rail still ends inside the image.
+    drop = rng.uniform(0.05, max(0.05, min(0.45, (height - 3 - left - sum(gaps[1:])) / height))) * height
+    for index, gap in enumerate(gaps):
+        skew = rng.uniform(-1.0, 1.0)  # roughly, not exactly, parallel
+        width = max(1, round(_uniform(rng, spans["stroke"])))
+        left += gap if index else 0.0  # the first rail starts at left itself
+        draw.line((0, left, style.width - 1, left + drop + skew), fill=ink, width=width)
+    return layer
+
+
+def _blur(rng: np.random.Generator, spans: dict[str, Span], plane: Image.Image) -> Image.Image:
+    """A Gaussian blur of the ink; styles that never blur draw nothing for it."""
+    if spans["blur"][1] <= 0:
+        return plane
+    radius = _uniform(rng, spans["blur"])
+    return plane.filter(ImageFilter.GaussianBlur(radius)) if radius > 0.05 else plane
 
 
 def _warp(rng: np.random.Generator, spans: dict[str, Span], plane: Image.Image) -> Image.Image:
@@ -314,9 +343,9 @@ def _finish(rng: np.random.Generator, style: Style, spans: dict[str, Span], plan
     if style.background == "transparent":
         black = _black(plane.size)
         return Image.merge("RGBA", (black, black, black, plane))
-    # Gradient: two grey levels along a random direction, ink composited in black.
-    ends = rng.uniform(spans["shade"][0], spans["shade"][1], size=2)
-    angle = rng.uniform(0, 2 * math.pi)
+    # Gradient: from one grey level to another along a direction, ink composited in black.
+    ends = (_uniform(rng, spans["shade"]), _uniform(rng, spans["shade_end"]))
+    angle = math.radians(_uniform(rng, spans["shade_angle"]))
     ys, xs = np.mgrid[0 : style.height, 0 : style.width]  # (height, width) each
     along = xs * math.cos(angle) + ys * math.sin(angle)
     along = (along - along.min()) / max(1e-9, float(np.ptp(along)))

@@ -26,6 +26,7 @@ from PIL import Image, ImageDraw
 from .fonts import load_font
 
 WORD_SCALE = 8  # glyph outlines are drawn at this multiple, then reduced: sub-pixel placement and widths
+FILLED_SCALE = 2  # filled glyphs need less: their edges are all the antialiasing there is
 CURVE_SCALE = 4  # curves are drawn at this multiple, then reduced
 FLATNESS = 2.0  # Java2D's flattening tolerance SimpleCaptcha asks for, in pixels
 FLATTEN_LIMIT = 10  # Java2D's FlatteningPathIterator default: at most 10 halvings of a curve
@@ -37,29 +38,36 @@ def advance(font: Path, size: float, symbol: str) -> int:
 
 
 @lru_cache(maxsize=16384)
-def _outline_mask(font: Path, scaled_size: int, symbol: str, scaled_width: int) -> tuple[Image.Image, tuple[int, int]]:
-    """The stroked outline of one glyph at ``WORD_SCALE``, and its offset from the pen on the baseline."""
+def _glyph(font: Path, scaled_size: int, symbol: str, scaled_width: int) -> tuple[Image.Image, tuple[int, int]]:
+    """One glyph at a scaled size, its outline stroked (filled if the width is 0), and its offset from the pen."""
     mask, offset = load_font(font, scaled_size).getmask2(symbol, "L", stroke_width=scaled_width / 2, anchor="ls")
     return Image.frombytes("L", mask.size, bytes(mask)), offset
 
 
 def draw_word(
-    size: tuple[int, int], font: Path, font_size: float, label: str, origin: tuple[float, float], outline: float
+    size: tuple[int, int],
+    font: Path,
+    font_size: float,
+    label: str,
+    origin: tuple[float, float],
+    outline: float,
+    gap: float = 0.0,
 ) -> Image.Image:
-    """Coverage (``L``, 0..255) of ``label``'s glyph outlines, stroked ``outline`` px wide, laid out from ``origin``.
+    """Coverage (``L``, 0..255) of ``label``'s glyphs laid out from ``origin``: outlines ``outline`` px wide, or filled (0).
 
     ``origin`` is the pen position of the first glyph on the baseline; each
-    next glyph starts :func:`advance` pixels further. Drawn at ``WORD_SCALE``
-    times the size, so origin, size and width take eighths of a pixel.
+    next glyph starts :func:`advance` (plus ``gap``) pixels further. Outlines
+    are drawn at ``WORD_SCALE`` times the size, so origin, size and width take
+    eighths of a pixel; filled glyphs at ``FILLED_SCALE``.
     """
-    s = WORD_SCALE
+    s = WORD_SCALE if outline else FILLED_SCALE
     canvas = Image.new("L", (size[0] * s, size[1] * s))
-    scaled_size, scaled_width = round(font_size * s), max(1, round(outline * s))
-    pen_x, pen_y = round(origin[0] * s), round(origin[1] * s)
+    scaled_size, scaled_width = round(font_size * s), round(outline * s)
+    pen_x, pen_y = origin[0] * s, round(origin[1] * s)
     for symbol in label:
-        mask, (left, top) = _outline_mask(font, scaled_size, symbol, scaled_width)
-        canvas.paste(255, (pen_x + left, pen_y + top), mask)
-        pen_x += advance(font, font_size, symbol) * s
+        mask, (left, top) = _glyph(font, scaled_size, symbol, scaled_width)
+        canvas.paste(255, (round(pen_x) + left, pen_y + top), mask)
+        pen_x += (advance(font, font_size, symbol) + gap) * s
     return canvas.reduce(s)
 
 

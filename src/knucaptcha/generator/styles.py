@@ -27,14 +27,16 @@ Four styles are built in (see :func:`get_style`):
     families and the bundled Gothic, filled or hollow glyphs, rotation,
     jitter, overlap, lines, arcs, curves, dots, grids, speckle and warps.
 ``knu2021``
-    The 2020–2021 captcha: 150×40 opaque RGB, grey gradient, one or two black curves
-    across, bold italic lowercase from SimpleCaptcha's alphabet. Five symbols,
-    SimpleCaptcha's default length (and the length of the Keras example's data).
+    The 2020–2021 captcha: 150×40 opaque RGB, a diagonal gradient from dark grey
+    to white, 4 lower-case symbols of SimpleCaptcha's alphabet in heavy, lightly
+    blurred bold italic from near the left edge, two aliased straight lines
+    descending across it.
 ``knu-unseen``
     A knu-like style deliberately outside ``knu-varied``'s distribution, to
     measure fine-tuning on something the default model has not seen: the STIX
-    and Computer Modern fonts (never used in training), a grid of thin lines
-    and salt speckle and a thick noise line, scattered glyphs. After the seed's
+    and Computer Modern fonts (never used in ``knu`` or ``knu-varied``; STIX
+    bold italic is one of ``knu2021``'s faces), a grid of thin lines and salt
+    speckle and a thick noise line, scattered glyphs. After the seed's
     binarization many samples are ambiguous to a person too
     (``benchmarks/person_reading.py``).
 """
@@ -100,7 +102,14 @@ class Knobs:
         warp: amplitude of a vertical sine displacement.
         warp_period: wavelength of that sine.
         elastic: standard deviation of a random smooth displacement.
-        shade: grey levels 0..255 of the two ends of a gradient background.
+        shade: grey level 0..255 where a gradient background starts.
+        shade_end: grey level where it ends.
+        shade_angle: direction of the gradient in degrees (0 runs left to
+            right, 90 top to bottom; SimpleCaptcha's runs along the diagonal).
+        rails: number of straight lines drawn aliased across the whole width,
+            descending left to right, roughly parallel (2021's noise).
+        rail_gap: vertical distance between neighbouring rails.
+        blur: radius of a Gaussian blur of the ink.
         edge_cut: share of the sample's ink below which antialiased edge pixels are
             cleared after warping (0 keeps soft edges; 0.5 leaves hard ones).
             The seed's ``alpha > 0`` sees every soft edge pixel as ink, which
@@ -135,6 +144,8 @@ class Knobs:
     warp_period: Span = _knob((60, 60), 4, 1000)
     elastic: Span = _knob((0, 0), 0, 10)
     shade: Span = _knob((255, 255), 0, 255)
+    shade_end: Span = _knob((255, 255), 0, 255)
+    shade_angle: Span = _knob((0, 360), 0, 360)
     edge_cut: Span = _knob((0, 0), 0, 0.9)
     hollow: Span = _knob((0, 0), 0, 1)
     outline: Span = _knob((0.5, 0.5), 0.1, 4)
@@ -142,6 +153,9 @@ class Knobs:
     baseline: Span = _knob((26, 26), 4, 508)
     beziers: Span = _knob((0, 0), 0, 10)
     bezier_width: Span = _knob((3, 3), 1, 12)
+    rails: Span = _knob((0, 0), 0, 10)
+    rail_gap: Span = _knob((6, 6), 1, 40)
+    blur: Span = _knob((0, 0), 0, 5)
 
     def __post_init__(self) -> None:
         for knob in fields(self):
@@ -202,7 +216,8 @@ class Style:
             rotation, jitter, spacing knobs; the run centred at random);
             ``line`` lays the label out as one line of text, as SimpleCaptcha
             does: from ``origin_x`` on ``baseline``, each glyph at the font's
-            advance width after the previous, nothing turned or moved.
+            advance width (plus ``spacing``) after the previous, nothing
+            turned or moved.
     """
 
     name: str
@@ -255,9 +270,12 @@ def _knu() -> Style:
         layout="line",
         # Java2D leaves no faint fringe where ours has one: clearing alpha under 20 matches the real
         # glyphs' ink pixel count (README, "The real KNU captcha").
-        calm=Knobs(font_size=(30, 30), ink=(128, 128), hollow=(1, 1), beziers=(1, 1), edge_cut=(0.15, 0.15)),
+        calm=Knobs(
+            font_size=(30, 30), spacing=(0, 0), ink=(128, 128), hollow=(1, 1), beziers=(1, 1), edge_cut=(0.15, 0.15)
+        ),
         wild=Knobs(
             font_size=(28, 32),
+            spacing=(0, 0),
             ink=(96, 176),
             hollow=(1, 1),
             outline=(0.3, 0.9),
@@ -334,37 +352,45 @@ def _knu2021() -> Style:
     return Style(
         name="knu2021",
         charset=Charset(SIMPLECAPTCHA),
-        min_length=5,
-        max_length=5,
+        min_length=4,
+        max_length=4,
         preprocess=PreprocessSpec(mode="gray", height=40, width=150, binarize=False),
         width=150,
         height=40,
         background="gradient",
-        fonts=("DejaVuSans-BoldOblique", "DejaVuSansMono-BoldOblique", "DejaVuSerif-BoldItalic"),
+        fonts=("DejaVuSerif-BoldItalic", "DejaVuSansMono-BoldOblique", "STIXGeneralBolIta"),
+        layout="line",
         calm=Knobs(
-            font_size=(27, 29),
-            rotation=(-3, 3),
-            jitter=(-1, 1),
-            spacing=(-1, 1),
-            curves=(1, 1),
+            font_size=(36, 36),
+            spacing=(-1, -1),
+            origin_x=(6, 6),
+            baseline=(30, 30),
+            rails=(2, 2),
+            rail_gap=(6, 6),
             stroke=(2, 2),
-            warp_period=(80, 150),
-            shade=(190, 250),
+            blur=(0.6, 0.6),
+            shade=(64, 64),
+            shade_end=(255, 255),
+            shade_angle=(15, 15),
         ),
         wild=Knobs(
-            font_size=(23, 33),
-            stretch=(0.85, 1.15),
-            rotation=(-15, 15),
-            jitter=(-3, 3),
-            spacing=(-4, 2),
-            curves=(1, 2),
-            stroke=(1, 3),
-            warp=(0, 3),
-            warp_period=(40, 150),
-            elastic=(0, 1),
-            shade=(110, 255),
+            font_size=(31, 40),
+            spacing=(-4, 1),
+            origin_x=(1, 12),
+            baseline=(27, 34),
+            rails=(1, 3),
+            rail_gap=(4, 8),
+            stroke=(1.5, 3),
+            blur=(0.2, 1.2),
+            shade=(40, 120),
+            shade_end=(200, 255),
+            shade_angle=(0, 35),
         ),
     )
+"""``knu2021`` at difficulty 0 is the 2020–2021 captcha as CONTEXT.md describes it: SimpleCaptcha's
+diagonal gradient from (64, 64, 64) to white, 4 lower-case symbols laid out from near the left edge
+in heavy bold italic (serif and typewriter faces), two aliased 2 px lines descending left to right,
+a light blur."""
 
 
 def _knu_unseen() -> Style:

@@ -9,6 +9,7 @@ solver (decode, preprocess, ONNX Runtime, greedy CTC).
     python benchmarks/heldout.py --charset ABCDEFGHJKLMNPQRSTUVWXYZ23456789   # a site's own alphabet
     python benchmarks/heldout.py --length 4                                   # told every captcha has 4
     python benchmarks/heldout.py --wild-at 0.5        # a tamer generator: its wild end where medium is
+    python benchmarks/heldout.py --style knu-varied --fonts /usr/share/fonts/truetype/lato   # unseen families
 
 ``--charset`` draws the test labels from that alphabet instead of the style's
 and scores two readings: as the model reads them, and told the alphabet
@@ -21,7 +22,10 @@ Two more tables split the ``mixed`` level, whose images each draw their own
 difficulty from [0, 1]: by tenths of that difficulty (with the accuracy of a
 generator whose difficulty stopped there), and by font. They show where the
 errors are, which is what recalibrating the generator would have to know.
-``--wild-at D`` measures one such recalibration: the style's ``wild`` knobs
+``--fonts DIR`` (with ``--font-pattern``) draws with the fonts of that folder
+instead of the style's: font families no training run used measure how a
+model reads a redesign (``benchmarks/setup_fonts.sh`` installs the ones the
+model card names). ``--wild-at D`` measures one such recalibration: the style's ``wild`` knobs
 moved to where difficulty ``D`` puts them today, so every level shrinks toward
 ``calm`` (``hard`` becomes today's ``D``; ``mixed`` draws from 0 to ``D``).
 """
@@ -36,7 +40,16 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
-from knucaptcha.generator import DIFFICULTIES, Knobs, Sample, Style, encode_png, generate_samples, get_style
+from knucaptcha.generator import (
+    DIFFICULTIES,
+    Knobs,
+    Sample,
+    Style,
+    encode_png,
+    generate_samples,
+    get_style,
+    with_font_folder,
+)
 from knucaptcha.generator.styles import blend
 from knucaptcha.inference import Solver
 from knucaptcha.metrics import score
@@ -54,6 +67,8 @@ def main() -> None:
     parser.add_argument("--charset", help="Draw the labels from these symbols; also score readings told them.")
     parser.add_argument("--length", type=int, help="Also score readings told every label has this many symbols.")
     parser.add_argument("--wild-at", type=float, help="Move the style's wild end to this difficulty (0 to 1).")
+    parser.add_argument("--fonts", help="Draw with the fonts of this folder instead of the style's.")
+    parser.add_argument("--font-pattern", default="*", help="With --fonts: file stems to take (default: all).")
     parser.add_argument("--json", dest="json_out", help="Also write the figures to this JSON file.")
     args = parser.parse_args()
     if args.wild_at is not None and not 0 <= args.wild_at <= 1:
@@ -69,6 +84,8 @@ def main() -> None:
         style = get_style(args.style, difficulty, **overrides)
         if args.wild_at is not None:
             style = wild_at(style, args.wild_at)
+        if args.fonts is not None:
+            style = with_font_folder(style, args.fonts, args.font_pattern)
         samples = list(generate_samples(style, args.seed, args.count))
         images = [encode_png(sample.image) for sample in samples]
         started = time.perf_counter()
@@ -93,6 +110,7 @@ def main() -> None:
 
     alphabet = "" if args.charset is None else f", labels from {args.charset}"
     alphabet += "" if args.wild_at is None else f", wild end at {args.wild_at}"
+    alphabet += "" if args.fonts is None else f", fonts {args.fonts}/{args.font_pattern}"
     print(f"model {args.model} ({solver.metadata.get('knucaptcha.preset', '?')}), style {args.style}{alphabet}, "
           f"seed {args.seed}, {args.count} images per level, load average {os.getloadavg()[0]:.1f}\n")
     told_header = f" told {told_what} |" if told_what else ""
@@ -124,6 +142,7 @@ def main() -> None:
             "length": args.length,
             "seed": args.seed,
             "wild_at": args.wild_at,
+            "fonts": None if args.fonts is None else f"{args.fonts}/{args.font_pattern}",
             "rows": rows,
             "mixed_by_difficulty_tenth": {f"{tenth / 10:.1f}": list(counts) for tenth, counts in by_tenth.items()},
             "mixed_by_font": {font: list(counts) for font, counts in by_font.items()},

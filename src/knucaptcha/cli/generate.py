@@ -38,7 +38,7 @@ def generate(
     style: str = typer.Option("knu", help=f"Style: {', '.join(STYLE_NAMES)}."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives byte-identical files."),
     difficulty: str = typer.Option(
-        "medium", help=f"{', '.join(DIFFICULTIES)} (mixed: each captcha draws its own difficulty)."
+        "exact", help=f"{', '.join(DIFFICULTIES)} (exact: the style's own look, knu's is the real one)."
     ),
     workers: int = typer.Option(1, "--workers", "-j", help="Processes to render with; the files do not depend on it."),
     fonts: Path | None = typer.Option(

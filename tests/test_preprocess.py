@@ -79,6 +79,21 @@ def test_gray_with_binarization_thresholds_darkness() -> None:
     np.testing.assert_array_equal(to_input(luminance, spec)[0, 0], [1, 1, 1, 0, 0, 0, 0, 0])
 
 
+def test_opaque_at_keeps_half_transparent_glyphs_apart_from_an_opaque_curve() -> None:
+    pixels = np.zeros((35, 140, 4), np.uint8)
+    pixels[5, 5:10, 3] = 64  # glyph outline, half-transparent as the KNU server draws it
+    pixels[6, 5:10, 3] = 128
+    pixels[20, :, 3] = 255  # the noise curve's opaque core
+    pixels[21, :, 3] = 249  # its antialiased edge, just under the cut
+    three = to_input(pixels, PreprocessSpec(opaque_at=250))[0]
+    assert set(np.unique(three).tolist()) == {0.0, 0.5, 1.0}
+    assert (three[5:7, 5:10] == 0.5).all() and (three[20] == 1.0).all() and (three[21] == 0.5).all()
+    seed = to_input(pixels, PreprocessSpec())[0]
+    assert np.array_equal(seed, (three > 0).astype(np.float32))  # the seed's rule merges the two
+    bigger = to_input(pixels, PreprocessSpec(opaque_at=250, height=70, width=280))[0]  # resized after the levels
+    assert bigger.shape == (70, 280) and 0.0 <= bigger.min() and 0.75 < bigger.max() <= 1.0  # bilinear
+
+
 def test_gray_composites_transparency_onto_white() -> None:
     pixels = np.zeros((35, 140, 4), np.uint8)  # black but fully transparent: no ink
     pixels[10:20, 30:40] = (0, 0, 0, 255)  # one opaque black square: ink

@@ -98,6 +98,10 @@ def test_check_keys_accepts_known_keys() -> None:
         {"height": 35.0},
         {"width": True},
         {"binarize": 1},
+        {"opaque_at": 250, "binarize": False},
+        {"opaque_at": 256},
+        {"opaque_at": 10, "threshold": 10},
+        {"opaque_at": 250.0},
     ],
 )
 def test_preprocess_validation(values: dict[str, object]) -> None:
@@ -114,3 +118,9 @@ def test_model_spec_validation(max_length: int) -> None:
 def test_specs_are_frozen() -> None:
     with pytest.raises(AttributeError):
         PreprocessSpec().height = 40  # type: ignore[misc]
+
+
+def test_opaque_at_travels_in_the_metadata_and_stays_out_of_it_when_unset() -> None:
+    three = ModelSpec(Charset("AB"), PreprocessSpec(opaque_at=250))
+    assert ModelSpec.from_metadata(three.to_metadata()) == three
+    assert "opaque_at" not in ModelSpec(Charset("AB")).to_metadata()["knucaptcha.preprocess"]  # older readers

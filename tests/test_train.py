@@ -260,6 +260,31 @@ def test_augment_keeps_binary_images_binary_and_is_seeded() -> None:
     assert not torch.equal(first, images)
     gray = augment(images * 0.5, torch.Generator().manual_seed(1), PreprocessSpec(mode="gray", binarize=False))
     assert 0.0 <= gray.min() and gray.max() <= 1.0
+    three = augment(images * 0.5 + (images > 0) * 0.5 * (torch.arange(140) < 70), torch.Generator().manual_seed(1),
+                    PreprocessSpec(opaque_at=250))
+    assert set(three.unique().tolist()) == {0.0, 0.5, 1.0}  # stays on the three levels
+
+
+def test_a_mixed_source_draws_its_share_from_the_second_style_and_resumes_with_it() -> None:
+    source = GeneratedSource("knu", "easy", seed=5, epoch_size=8, valid_size=4, mix=("knu-varied", 0.25))
+    plain = GeneratedSource("knu", "easy", seed=5, epoch_size=6, valid_size=3)
+    epoch = source.epoch(1)
+    assert len(epoch) == 8 and epoch.labels[:6] == plain.epoch(1).labels  # 6 of knu, then 2 of knu-varied
+    assert torch.equal(epoch.images[:6], plain.epoch(1).images)
+    assert len(source.valid) == 4 and source.valid.labels[:3] == plain.valid.labels
+    reopened = open_source(source.describe())
+    assert torch.equal(reopened.epoch(1).images, epoch.images)
+    with pytest.raises(TrainingError, match="cannot be mixed"):
+        GeneratedSource("knu", "easy", seed=5, epoch_size=8, valid_size=4, mix=("knu2021", 0.25))
+    with pytest.raises(TrainingError, match="share"):
+        GeneratedSource("knu", "easy", seed=5, epoch_size=8, valid_size=4, mix=("knu-varied", 1.0))
+
+
+def test_cli_mix_takes_style_and_share_and_only_for_generated_data(tmp_path: Path, folder: Path) -> None:
+    bad = CliRunner().invoke(app, ["train", "--mix", "knu-varied", "--out", str(tmp_path / "r")])
+    assert bad.exit_code != 0 and "STYLE:SHARE" in bad.output
+    folder_mix = CliRunner().invoke(app, ["train", "--data", str(folder), "--mix", "knu-varied:0.2", "--out", str(tmp_path / "s")])
+    assert folder_mix.exit_code != 0 and "--mix mixes generated styles" in folder_mix.output
 
 
 def test_generated_epochs_are_reproducible_and_distinct_from_validation() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,10 @@ from knucaptcha.generator import Style, get_style
 from knucaptcha.spec import ModelSpec, PreprocessSpec
 
 
-def build_linear_onnx(path: Path, spec: ModelSpec, seed: int = 0) -> Path:
-    """Write a tiny real ONNX model with knucaptcha metadata: each image column is a frame.
+def build_linear_onnx(
+    path: Path, spec: ModelSpec, seed: int = 0, extra_metadata: Mapping[str, str] | None = None
+) -> Path:
+    """Write a tiny real ONNX model with knucaptcha metadata (and ``extra_metadata``): each image column is a frame.
 
     Its weights are random (seeded), so it reads nonsense, but it exercises the
     whole solve path (metadata, preprocessing, session, decoding) without torch.
@@ -37,7 +40,7 @@ def build_linear_onnx(path: Path, spec: ModelSpec, seed: int = 0) -> Path:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    helper.set_model_props(model, spec.to_metadata())
+    helper.set_model_props(model, {**spec.to_metadata(), **(extra_metadata or {})})
     onnx.save(model, str(path))
     return path
 
@@ -47,6 +50,15 @@ def linear_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of a random-weight ONNX model over the KNU charset (see :func:`build_linear_onnx`)."""
     spec = ModelSpec(Charset(DIGITS_UPPER), PreprocessSpec(), max_length=4)
     return build_linear_onnx(tmp_path_factory.mktemp("models") / "linear.onnx", spec)
+
+
+@pytest.fixture(scope="session")
+def stamped_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`linear_model`, the same weights, in a file that stores a reading length of 3."""
+    from knucaptcha.ctc import READ_LENGTH_KEY
+
+    spec = ModelSpec(Charset(DIGITS_UPPER), PreprocessSpec(), max_length=4)
+    return build_linear_onnx(tmp_path_factory.mktemp("models") / "stamped.onnx", spec, 0, {READ_LENGTH_KEY: "3"})
 
 
 @pytest.fixture(scope="session")

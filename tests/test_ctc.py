@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from knucaptcha.charset import BLANK, UNKNOWN, Charset
 from knucaptcha.ctc import (
+    READ_LENGTH_KEY,
     Prediction,
     ReadOptions,
     allowed_classes,
@@ -22,6 +23,8 @@ from knucaptcha.ctc import (
     greedy_decode_batch,
     restrict,
     softmax,
+    stored_read_length,
+    with_read_length,
 )
 from knucaptcha.errors import ConfigError
 
@@ -270,8 +273,27 @@ def test_read_options_check_against_a_model_and_describe_themselves() -> None:
         ReadOptions(symbols="AD").check(ABC, max_length=4)
     with pytest.raises(ConfigError, match="reads 1 to 4 symbols, so a reading length of 5"):
         ReadOptions(length=5).check(ABC, max_length=4)
-    with pytest.raises(ConfigError, match="reading length of 0"):
-        ReadOptions(length=0).check(ABC, max_length=4)
+    ReadOptions(length=0).check(ABC, max_length=4)  # 0: any number of symbols
+    with pytest.raises(ConfigError, match="length must be 0 \\(any\\), a positive integer or None, not -1"):
+        ReadOptions(length=-1)
     assert ReadOptions().describe() == ""
     assert ReadOptions(beam_width=8, symbols="CAAB", length=4).describe() == "beam=8 symbols=ABC length=4"
+    assert ReadOptions(length=0).describe() == "length=any"
     assert ReadOptions(symbols="BA").describe() == ReadOptions(symbols="AB").describe()
+
+
+def test_length_zero_reads_any_number_of_symbols_as_no_length_does() -> None:
+    batch = np.stack([peaked([1, 0, 2, 0, 0, 0]), peaked([1, 2, 3, 0, 1, 0])])
+    assert decode(batch, ABC, ReadOptions(length=0)) == decode(batch, ABC) == greedy_decode_batch(batch, ABC)
+
+
+def test_a_reading_length_round_trips_through_metadata() -> None:
+    assert stored_read_length(with_read_length({}, 4), max_length=4) == 4
+    assert stored_read_length({}, max_length=4) is None  # files from before the key: any number
+    stamped = with_read_length({"knucaptcha.format": "1"}, 3)
+    assert stamped == {"knucaptcha.format": "1", READ_LENGTH_KEY: "3"}
+    assert with_read_length(stamped, None) == stamped  # None keeps it
+    assert with_read_length(stamped, 0) == {"knucaptcha.format": "1"}  # 0 removes it
+    for bad, message in (("5", "must lie in 1..4"), ("0", "must lie in 1..4"), ("four", "must be an integer")):
+        with pytest.raises(ConfigError, match=message):
+            stored_read_length({READ_LENGTH_KEY: bad}, max_length=4)

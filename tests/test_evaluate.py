@@ -36,6 +36,9 @@ class ScriptedSolver:
         taken, self._readings = self._readings[: len(images)], self._readings[len(images) :]
         return [Prediction(text, confidence, (confidence,) * len(text)) for text, confidence in taken]
 
+    def resolve_options(self, options: ReadOptions) -> ReadOptions:
+        return options
+
 
 @pytest.fixture()
 def broken_folder(captcha_folder: Path, tmp_path: Path) -> Path:

@@ -7,15 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 torch = pytest.importorskip("torch")
 
 from knucaptcha.charset import DIGITS_UPPER, SIMPLECAPTCHA, Charset  # noqa: E402
+from knucaptcha.cli import app  # noqa: E402
+from knucaptcha.ctc import READ_LENGTH_KEY  # noqa: E402
 from knucaptcha.errors import ModelError  # noqa: E402
 from knucaptcha.inference import Solver  # noqa: E402
 from knucaptcha.spec import ModelSpec, PreprocessSpec  # noqa: E402
 from knucaptcha.train import CRNN, check_parity, export_onnx, preset  # noqa: E402
-from knucaptcha.train.export import PARITY_TOLERANCE  # noqa: E402
+from knucaptcha.train.checkpoint import describe, save  # noqa: E402
+from knucaptcha.train.export import PARITY_TOLERANCE, run_metadata, trained_read_length  # noqa: E402
 
 KNU = ModelSpec(Charset(DIGITS_UPPER), PreprocessSpec(), max_length=4)
 KNU2021 = ModelSpec(Charset(SIMPLECAPTCHA), PreprocessSpec(mode="gray", height=40, width=150, binarize=False), 6)
@@ -103,3 +107,49 @@ def test_parity_check_catches_metadata_for_another_spec(tmp_path: Path) -> None:
     other = ModelSpec(KNU.charset, KNU.preprocess, max_length=5)
     with pytest.raises(ModelError, match="reads back as"):
         check_parity(model, path, other)
+
+
+GENERATED_KNU = {"data": {"kind": "generated", "style": "knu", "difficulty": "mixed"}}
+"""The part of a training summary that says the model learned generated ``knu`` captchas."""
+
+
+def test_training_on_a_style_of_one_length_stores_it_as_the_reading_length(tmp_path: Path) -> None:
+    assert trained_read_length(GENERATED_KNU) == trained_read_length(GENERATED_KNU, max_length=4) == 4
+    assert trained_read_length(GENERATED_KNU, max_length=3) is None  # a model that cannot read 4
+    for unknown in (None, {}, {"data": {"kind": "folder"}}, {"data": {"kind": "generated", "style": "gone"}}):
+        assert trained_read_length(unknown) is None
+    model = trained_a_little("fast", KNU)
+    stamped = export_onnx(model, KNU, tmp_path / "knu.onnx", run_metadata("fast", preset("fast"), GENERATED_KNU))
+    assert Solver.load(stamped).read_length == 4
+    folder = run_metadata("fast", preset("fast"), {"data": {"kind": "folder"}})
+    assert READ_LENGTH_KEY not in folder and Solver.load(export_onnx(model, KNU, tmp_path / "f.onnx", folder)).read_length is None
+
+
+@pytest.fixture(scope="module")
+def knu_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder as training leaves it, for generated ``knu`` captchas: model.pt and model.onnx."""
+    model = trained_a_little("fast", KNU)
+    run = tmp_path_factory.mktemp("run")
+    save({**describe(model, KNU, preset("fast"), "fast"), "training": GENERATED_KNU}, run / "model.pt")
+    export_onnx(model, KNU, run / "model.onnx", run_metadata("fast", preset("fast"), GENERATED_KNU))
+    return run
+
+
+def test_cli_export_onnx_stamps_the_reading_length_asked_for(knu_run: Path, tmp_path: Path) -> None:
+    def export(*options: str) -> dict:
+        result = CliRunner().invoke(app, ["export", str(knu_run), "--format", "onnx", "--samples", "0", "--json", *options])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    kept = export()  # the checkpoint's: its training data's length
+    assert kept["file"] == str(knu_run / "model.fp32.onnx") and kept["read_length"] == 4
+    for asked, stored in (("2", 2), ("0", None)):
+        report = export("--read-length", asked, "--out", str(tmp_path / f"{asked}.onnx"))
+        solver = Solver.load(report["file"])
+        assert report["read_length"] == solver.read_length == stored
+        assert solver.metadata["knucaptcha.preset"] == "fast" and solver.metadata.get(READ_LENGTH_KEY) == (stored and str(stored))
+    refused = CliRunner().invoke(app, ["export", str(knu_run), "--format", "onnx", "--read-length", "5"])
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1 and "reads 1 to 4 symbols" in refused.stderr
+    onnx = knu_run / "model.onnx"
+    refused = CliRunner().invoke(app, ["export", str(knu_run), "--format", "onnx", "--out", str(onnx)])
+    assert refused.exit_code == 2 and "is the model being exported" in refused.stderr

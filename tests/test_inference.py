@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 from PIL import Image
 
 from knucaptcha.charset import DIGITS_UPPER, UNKNOWN
-from knucaptcha.ctc import Prediction, beam_decode
+from knucaptcha.ctc import READ_LENGTH_KEY, Prediction, ReadOptions, beam_decode
 from knucaptcha.errors import ConfigError, ImageError, MissingFileError, ModelError
 from knucaptcha.inference import Solver
 from knucaptcha.preprocess import to_batch
@@ -153,6 +153,35 @@ def test_an_unknown_output_kind_is_refused(linear_model: Path, tmp_path: Path) -
     onnx.save(model, str(path))
 
     with pytest.raises(ModelError, match="unknown model output 'scores'"):
+        Solver.load(path)
+
+
+def test_a_stored_reading_length_is_read_unless_a_length_is_given(
+    stamped_model: Path, solver: Solver, image_paths: list[Path]
+) -> None:
+    stamped = Solver.load(stamped_model)  # the same weights as ``solver``, whose file stores no length
+    assert (stamped.read_length, solver.read_length) == (3, None)
+    plain = solver.solve_batch(image_paths)
+    assert any(len(p.text) != 3 for p in plain)  # a file without the key reads any number, as before it existed
+    assert stamped.solve_batch(image_paths) == solver.solve_batch(image_paths, length=3)
+    assert stamped.solve(image_paths[0], beam_width=3) == solver.solve(image_paths[0], beam_width=3, length=3)
+    assert stamped.solve_batch(image_paths, length=0) == plain  # 0: any number
+    assert stamped.solve_batch(image_paths, length=2) == solver.solve_batch(image_paths, length=2)  # a given one wins
+    assert stamped.resolve_options(ReadOptions(beam_width=2)) == ReadOptions(beam_width=2, length=3)
+    assert stamped.resolve_options(ReadOptions(length=0)) == ReadOptions(length=0)
+    assert solver.resolve_options(ReadOptions()) == ReadOptions()
+
+
+@pytest.mark.parametrize("value, message", [("5", "must lie in 1..4"), ("four", "must be an integer")])
+def test_a_reading_length_the_model_cannot_read_is_refused(
+    linear_model: Path, tmp_path: Path, value: str, message: str
+) -> None:
+    model = onnx.load(str(linear_model))
+    helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, READ_LENGTH_KEY: value})
+    path = tmp_path / "bad.onnx"
+    onnx.save(model, str(path))
+
+    with pytest.raises(ModelError, match=f"bad.onnx: knucaptcha.read_length {message}"):
         Solver.load(path)
 
 

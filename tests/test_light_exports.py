@@ -147,11 +147,13 @@ def test_cli_export_int8_reports_size_and_accuracy(random_run: Path, tmp_path: P
     assert comparison["count"] == 8 and comparison["style"] == "knu"
     assert 0 <= comparison["agreement"] <= 1 and 0 <= comparison["accuracy"] <= 1
     assert Solver.load(report["file"]).metadata[QUANTIZATION_KEY] == QUANTIZATION_CALIBRATED  # 256 images by default
+    assert report["read_length"] is None  # as its source, which stores none
     out = tmp_path / "float-convs.onnx"
-    arguments = ["--out", str(out), "--calibration", "0", "--samples", "0"]
+    arguments = ["--out", str(out), "--calibration", "0", "--samples", "0", "--read-length", "4"]
     result = runner.invoke(app, ["export", str(random_run), "--format", "onnx-int8", *arguments])
     assert result.exit_code == 0, result.output
     assert Solver.load(out).metadata[QUANTIZATION_KEY] == QUANTIZATION
+    assert Solver.load(out).read_length == 4 and "reads 4 symbols unless told otherwise" in result.stdout
 
 
 def test_cli_export_errors_are_one_line(random_run: Path, tmp_path: Path) -> None:

@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from knucaptcha.ctc import READ_LENGTH_KEY
 from knucaptcha.generator import generate_samples, get_style, write_dataset
 from knucaptcha.inference import BUNDLED_MODELS, Solver
 from knucaptcha.metrics import score
 from knucaptcha.preprocess import to_batch
 from knucaptcha.spec import METADATA_PREFIX
 from knucaptcha.train.checkpoint import BUNDLED, load_checkpoint
+from knucaptcha.train.export import checkpoint_export_args
 
 # name -> (style it reads, charset, max length, preset, the bar at medium difficulty on 300 fresh images)
 SHIPPED = {
@@ -58,13 +60,21 @@ def test_told_the_length_the_default_reads_more_hard_captchas_and_changes_only_w
     samples = list(generate_samples(get_style("knu", "hard"), seed=123_459, count=300))
     solver, labels = Solver.load("default"), [s.label for s in samples]
     images = [s.image for s in samples]
-    plain = [p.text for p in solver.solve_batch(images)]
+    plain = [p.text for p in solver.solve_batch(images, length=0)]  # any number of symbols
     told = [p.text for p in solver.solve_batch(images, length=4)]
+    assert [p.text for p in solver.solve_batch(images)] == told  # the file stores 4: what it reads untold
     assert all(len(text) == 4 for text in told)
     assert all(a == b for a, b in zip(plain, told) if len(a) == 4)
     assert score(labels, told).sequence_accuracy > score(labels, plain).sequence_accuracy
     beam = [p.text for p in solver.solve_batch(images[:40], beam_width=4, length=4)]
     assert all(len(text) == 4 for text in beam)
+
+
+def test_each_shipped_model_stores_the_length_of_its_captchas_and_its_weights_imply_it() -> None:
+    # Stamped by `knucaptcha export NAME --format onnx --read-length N` (README, "Using it on the real page").
+    assert {name: Solver.load(name).read_length for name in SHIPPED} == {"default": 4, "knu2021": 4}
+    for name in SHIPPED:  # what their training data implies: their style's length
+        assert checkpoint_export_args(name)[2][READ_LENGTH_KEY] == "4"
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))

@@ -155,6 +155,23 @@ def test_length_option_reads_exactly_that_many_symbols(linear_model: Path, captc
     assert refused.stderr == "error: this model reads 1 to 4 symbols, so a reading length of 5 cannot be asked for\n"
 
 
+def test_a_model_that_stores_a_reading_length_reads_it_unless_told_another(
+    stamped_model: Path, captcha_folder: Path, solver: Solver
+) -> None:
+    paths = sorted(captcha_folder.glob("*.png"))
+
+    def texts(*options: object) -> list[str]:
+        result = solve(captcha_folder, "--json", "-m", stamped_model, *options)
+        assert result.exit_code == 0, result.stderr
+        return [reading["text"] for reading in json.loads(result.stdout)]
+
+    assert texts() == [p.text for p in solver.solve_batch(paths, length=3)]  # the file stores 3
+    assert texts("--length", 0) == [p.text for p in solver.solve_batch(paths)]  # 0: any number
+    assert texts("--length", 2) == [p.text for p in solver.solve_batch(paths, length=2)]
+    refused = solve(paths[0], "-m", stamped_model, "--length", -1)
+    assert refused.exit_code == 2 and refused.stdout == "" and "--length" in refused.stderr  # a usage error
+
+
 def test_broken_files_in_a_folder_are_reported_and_the_rest_read(
     linear_model: Path, broken_folder: Path
 ) -> None:

@@ -195,10 +195,12 @@ def test_length_fixes_the_number_of_symbols_per_request(client: TestClient, line
     assert told.status_code == 200 and told.json()["text"] == want.text and len(want.text) == length
     batch = client.post(f"/v1/solve/batch?length={length}", files=[("files", ("a.png", captcha))])
     assert batch.json()[0]["text"] == want.text
-    for bad in (0, 5):
-        refused = client.post(f"/v1/solve?length={bad}", content=captcha)
-        assert refused.status_code == 400 and error_of(refused) == "invalid_option"
-        assert "reads 1 to 4 symbols" in refused.json()["error"]["message"]
+    assert client.post("/v1/solve?length=0", content=captcha).json()["text"] == solver.solve(captcha).text  # any
+    refused = client.post("/v1/solve?length=5", content=captcha)
+    assert refused.status_code == 400 and error_of(refused) == "invalid_option"
+    assert "reads 1 to 4 symbols" in refused.json()["error"]["message"]
+    refused = client.post("/v1/solve?length=-1", content=captcha)
+    assert refused.status_code == 400 and error_of(refused) == "invalid_option"
 
 
 def test_the_sites_alphabet_and_length_are_the_services_defaults(linear_model: Path, captcha: bytes) -> None:
@@ -243,6 +245,29 @@ def test_each_option_a_request_leaves_out_is_the_sites(
         ReadOptions(3, "AB", 3),
         site,
     ]
+
+
+def test_a_model_that_stores_a_reading_length_reads_it_unless_the_request_or_the_site_says_otherwise(
+    stamped_model: Path, linear_model: Path, captcha: bytes
+) -> None:
+    plain = Solver.load(linear_model)  # the same weights, no reading length
+    want = {length: plain.solve(captcha, length=length).text for length in (None, 2, 3)}
+    assert len(want[None]) != 3  # so that reading 3 shows
+    settings = ServeSettings(models=(("stamped", str(stamped_model)), ("linear", str(linear_model))), captcha_seed=0)
+    with TestClient(create_app(settings)) as client:
+        assert [model["read_length"] for model in client.get("/v1/models").json()] == [3, None]
+        assert client.post("/v1/solve", content=captcha).json()["text"] == want[3]
+        assert client.post("/v1/solve?model=linear", content=captcha).json()["text"] == want[None]
+        assert client.post("/api", files={"upload_file": ("a.png", captcha)}).text == want[3]
+        assert client.post("/v1/solve?length=0", content=captcha).json()["text"] == want[None]
+        assert client.post("/v1/solve?length=2", content=captcha).json()["text"] == want[2]
+        batch = client.post("/v1/solve/batch", files=[("files", ("a.png", captcha))]).json()
+        assert batch[0]["text"] == want[3]
+    with TestClient(create_app(replace(settings, site=ReadOptions(length=0)))) as client:  # serve --length 0
+        assert client.get("/v1/defaults").json()["length"] == 0
+        assert client.post("/v1/solve", content=captcha).json()["text"] == want[None]
+        assert client.post("/api", files={"upload_file": ("a.png", captcha)}).text == want[None]
+        assert client.post("/v1/solve?length=2", content=captcha).json()["text"] == want[2]
 
 
 def test_read_options_and_settings_refuse_values_of_the_wrong_type() -> None:
@@ -320,11 +345,11 @@ def test_captcha_is_fresh_on_every_get(client: TestClient) -> None:
     assert first.content != second.content
     assert first.headers["x-captcha-id"] != second.headers["x-captcha-id"]
     # The stream is the generator's (seed, counter): reproducible with a fixed seed.
-    assert first.content == encode_png(render_sample(get_style("knu", "mixed"), SEED, 0).image)
+    assert first.content == encode_png(render_sample(get_style("knu", "exact"), SEED, 0).image)
 
 
 def test_verify_accepts_the_answer_once_and_rejects_a_wrong_one(client: TestClient) -> None:
-    style = get_style("knu", "mixed")
+    style = get_style("knu", "exact")
     right = client.get("/captcha").headers["x-captcha-id"]
     wrong = client.get("/captcha").headers["x-captcha-id"]
     answer = label_for(style, SEED, 0)
@@ -336,7 +361,7 @@ def test_verify_accepts_the_answer_once_and_rejects_a_wrong_one(client: TestClie
 
 def test_verify_takes_a_form_and_the_cookie(client: TestClient) -> None:
     client.get("/captcha")  # sets the captcha_id cookie (path /captcha)
-    response = client.post("/captcha/verify", data={"answer": label_for(get_style("knu", "mixed"), SEED, 0)})
+    response = client.post("/captcha/verify", data={"answer": label_for(get_style("knu", "exact"), SEED, 0)})
     assert response.status_code == 200 and response.json() == {"correct": True}
 
 
@@ -374,6 +399,7 @@ def test_models_lists_names_charset_and_input(client: TestClient) -> None:
     assert [model["default"] for model in models] == [True, False]
     first = models[0]
     assert first["charset"] == "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" and first["max_length"] == 4
+    assert first["read_length"] is None  # its file stores none
     assert first["input"] == {"channels": 1, "height": 35, "width": 140}
     assert first["preprocess"]["mode"] == "alpha" and first["metadata"] == {"format": "1"}
 
@@ -506,6 +532,7 @@ def test_serve_command_without_models_serves_every_bundled_one(monkeypatch: pyte
         assert client.get("/healthz").json()["models"] == ["default", "knu2021"]
         models = client.get("/v1/models").json()
         assert [(model["name"], model["default"]) for model in models] == [("default", True), ("knu2021", False)]
+        assert [model["read_length"] for model in models] == [4, 4]  # each reads its own unless told
 
 
 def test_serve_command_takes_the_sites_length_and_beam_and_refuses_an_alphabet_a_model_cannot_read(

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .charset import BLANK, Charset
 from .errors import ConfigError
+from .spec import METADATA_PREFIX
+
+READ_LENGTH_KEY = f"{METADATA_PREFIX}read_length"
+"""Metadata key of a model file's reading length: how many symbols it reads
+when its caller gives no ``length`` (the real KNU captcha always shows 4).
+Files without it read any number, as before it existed."""
 
 
 @dataclass(frozen=True)
@@ -55,17 +61,22 @@ class ReadOptions:
             CTC prefix beam search with that many beams.
         symbols: if given, the only symbols a reading may contain (a site's
             alphabet, e.g. one without ``0``/``O`` and ``1``/``I``).
-        length: if given, the number of symbols every reading has (a site
-            whose captchas always show that many): a reading of another length
-            is decoded again as the most probable alignment of exactly
-            ``length`` symbols (:func:`fixed_length_decode`).
+        length: the number of symbols every reading has (a site whose
+            captchas always show that many): a reading of another length is
+            decoded again as the most probable alignment of exactly ``length``
+            symbols (:func:`fixed_length_decode`). ``0`` reads any number of
+            symbols. ``None`` leaves it to the model: a
+            :class:`~knucaptcha.Solver` whose file stores a reading length
+            (``knucaptcha.read_length``, as the bundled ``default`` stores 4)
+            reads that many, any other reads any number (as :func:`decode` does).
 
     Whether a model can read ``symbols`` and ``length`` depends on the model:
     :meth:`knucaptcha.Solver.check_options` asks.
 
     Raises:
         ConfigError: a ``beam_width`` that is not a non-negative integer, a
-            ``symbols`` that is not a string, a ``length`` that is not an integer.
+            ``symbols`` that is not a string, a ``length`` that is not a
+            non-negative integer.
     """
 
     beam_width: int = 0
@@ -77,19 +88,21 @@ class ReadOptions:
             raise ConfigError(f"beam_width must be 0 (greedy) or a positive integer, not {self.beam_width!r}")
         if self.symbols is not None and not isinstance(self.symbols, str):
             raise ConfigError(f"symbols must be a string or None, not {self.symbols!r}")
-        if self.length is not None and (isinstance(self.length, bool) or not isinstance(self.length, int)):
-            raise ConfigError(f"length must be an integer or None, not {self.length!r}")
+        if self.length is not None and (
+            isinstance(self.length, bool) or not isinstance(self.length, int) or self.length < 0
+        ):
+            raise ConfigError(f"length must be 0 (any), a positive integer or None, not {self.length!r}")
 
     def check(self, charset: Charset, max_length: int) -> None:
         """Refuse options a model with ``charset``, reading at most ``max_length`` symbols, cannot follow.
 
         Raises:
             ConfigError: :attr:`symbols` is empty or names a symbol the charset
-                lacks, or :attr:`length` is outside 1 .. ``max_length``.
+                lacks, or :attr:`length` is outside 1 .. ``max_length`` (and not 0: any).
         """
         if self.symbols is not None:
             allowed_classes(charset, self.symbols)
-        if self.length is not None and not 1 <= self.length <= max_length:
+        if self.length and not 1 <= self.length <= max_length:
             raise ConfigError(
                 f"this model reads 1 to {max_length} symbols, so a reading length of {self.length} cannot be asked for"
             )
@@ -102,12 +115,44 @@ class ReadOptions:
         if self.symbols is not None:
             parts.append(f"symbols={''.join(sorted(set(self.symbols)))}")
         if self.length is not None:
-            parts.append(f"length={self.length}")
+            parts.append(f"length={self.length or 'any'}")
         return " ".join(parts)
+
+
+def stored_read_length(metadata: Mapping[str, str], max_length: int) -> int | None:
+    """The reading length ``metadata`` stores under :data:`READ_LENGTH_KEY`; None where it stores none.
+
+    Raises:
+        ConfigError: the value is not an integer in 1 .. ``max_length``.
+    """
+    text = metadata.get(READ_LENGTH_KEY)
+    if text is None:
+        return None
+    try:
+        length = int(text)
+    except ValueError:
+        raise ConfigError(f"{READ_LENGTH_KEY} must be an integer, not {text!r}") from None
+    if not 1 <= length <= max_length:
+        raise ConfigError(f"{READ_LENGTH_KEY} must lie in 1..{max_length} (the model's maximum), not {length}")
+    return length
+
+
+def with_read_length(metadata: Mapping[str, str], length: int | None) -> dict[str, str]:
+    """A copy of ``metadata`` whose reading length is ``length``: None keeps the one it has
+    (or its lack of one), 0 removes it (the model reads any number of symbols)."""
+    changed = dict(metadata)
+    if length:
+        changed[READ_LENGTH_KEY] = str(length)
+    elif length == 0:
+        changed.pop(READ_LENGTH_KEY, None)
+    return changed
 
 
 def decode(probs: np.ndarray, charset: Charset, options: ReadOptions = ReadOptions()) -> list[Prediction]:
     """The readings of a ``(N, T, C)`` probability batch with ``options``.
+
+    A ``length`` of ``None`` reads any number of symbols, as ``0`` does: a
+    model's own reading length is the :class:`~knucaptcha.Solver`'s to apply.
 
     Raises:
         ConfigError: ``options.symbols`` the charset lacks, or a length above the number of frames.
@@ -118,7 +163,7 @@ def decode(probs: np.ndarray, charset: Charset, options: ReadOptions = ReadOptio
         read = [beam_decode(item, charset, options.beam_width) for item in probs]
     else:
         read = greedy_decode_batch(probs, charset)
-    if options.length is None:
+    if not options.length:
         return read
     return [
         reading if len(reading.text) == options.length else fixed_length_decode(item, charset, options.length)

@@ -118,7 +118,8 @@ class Evaluation:
         unreadable: images that could not be decoded; they are not scored.
         scores: sequence and character accuracy, per-length accuracy, confusions.
         case_sensitive: whether ``a`` and ``A`` counted as different.
-        options: how the readings were decoded (beam width, alphabet, length).
+        options: how the readings were decoded (beam width, alphabet, length),
+            with the model's own reading length where none was asked for.
     """
 
     model: str
@@ -183,7 +184,8 @@ def evaluate_folder(
         raise LabelError(f"none of the {len(items)} labelled images could be read ({unreadable[0].error})")
     labels, texts = [row.label for row in rows], [row.prediction.text for row in rows]
     scores = score(labels, texts, case_sensitive=case_sensitive)
-    return Evaluation(solver.name, tuple(rows), tuple(unreadable), scores, case_sensitive, options)
+    read_with = solver.resolve_options(options)
+    return Evaluation(solver.name, tuple(rows), tuple(unreadable), scores, case_sensitive, read_with)
 
 
 def _same(label: str, text: str, case_sensitive: bool) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Protocol, Union
@@ -19,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from . import litert  # light: it imports the LiteRT runtime only when a .tflite file is opened
-from .ctc import Prediction, ReadOptions, decode, softmax
+from .ctc import Prediction, ReadOptions, decode, softmax, stored_read_length
 from .errors import ConfigError, MissingFileError, ModelError
 from .fileops import file_digest
 from .preprocess import ImageSource, to_batch
@@ -94,6 +95,11 @@ class Solver:
     preprocess and decode, so nothing else needs configuring. ``name`` is what
     messages call it; ``digest``, the SHA-256 of the model file, tells one
     model from another, so that what it read can be cached and redone when it changes.
+    ``read_length`` is the number of symbols the file says it reads when a
+    caller gives no ``length`` (None: any number; see :meth:`resolve_options`).
+
+    Raises:
+        ConfigError: the metadata stores a reading length outside 1 .. ``spec.max_length``.
     """
 
     def __init__(self, backend: Backend, spec: ModelSpec, metadata: dict[str, str], name: str, digest: str):
@@ -102,6 +108,7 @@ class Solver:
         self.metadata = metadata
         self.name = name
         self.digest = digest
+        self.read_length = stored_read_length(metadata, spec.max_length)
         # Files from before the softmax moved into the graph output logits.
         self._needs_softmax = metadata.get(OUTPUT_KEY, "logits") == "logits"
 
@@ -130,14 +137,13 @@ class Solver:
             backend, metadata = OnnxBackend.open(path, threads)
         if not any(key.startswith(METADATA_PREFIX) for key in metadata):
             raise ModelError(f"{path} is a {kind} model but not a knucaptcha model (no knucaptcha metadata)")
-        try:
-            spec = ModelSpec.from_metadata(metadata)
-        except ConfigError as error:
-            raise ModelError(f"{path}: {error}") from None
         if metadata.get(OUTPUT_KEY, "logits") not in ("logits", "probabilities"):
             raise ModelError(f"{path}: unknown model output {metadata[OUTPUT_KEY]!r} (logits or probabilities)")
         name = path.stem if model is None or not isinstance(model, str) or model not in BUNDLED_MODELS else model
-        return cls(backend, spec, metadata, name, file_digest(path))
+        try:
+            return cls(backend, ModelSpec.from_metadata(metadata), metadata, name, file_digest(path))
+        except ConfigError as error:
+            raise ModelError(f"{path}: {error}") from None
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
         """Per-frame class probabilities ``(N, T, C)`` for preprocessed inputs ``(N, 1, H, W)``."""
@@ -148,7 +154,8 @@ class Solver:
         self, image: ImageSource, *, beam_width: int = 0, symbols: str | None = None, length: int | None = None
     ) -> Prediction:
         """Read one image (bytes, path, PIL image or array); ``beam_width``, ``symbols`` and ``length``
-        are those of :class:`ReadOptions` (and raise as :meth:`read` does)."""
+        are those of :class:`ReadOptions` (and raise as :meth:`read` does): no ``length`` reads the
+        model's :attr:`read_length`, ``length=0`` any number of symbols."""
         return self.read([image], ReadOptions(beam_width, symbols, length))[0]
 
     def solve_batch(
@@ -168,6 +175,8 @@ class Solver:
     ) -> list[Prediction]:
         """Read several images with ``options``, running the model on up to ``batch_size`` at a time.
 
+        Options that give no length read the model's own (:meth:`resolve_options`).
+
         Raises:
             ConfigError: ``batch_size`` below 1, or options this model cannot
                 follow (:meth:`check_options`), even for no images.
@@ -175,6 +184,7 @@ class Solver:
         """
         if batch_size < 1:
             raise ConfigError("batch_size must be positive")
+        options = self.resolve_options(options)
         self.check_options(options)
         predictions: list[Prediction] = []
         for start in range(0, len(images), batch_size):
@@ -189,3 +199,14 @@ class Solver:
         download, opening a port, reading a request body) rather than at the first solve.
         """
         options.check(self.spec.charset, self.spec.max_length)
+
+    def resolve_options(self, options: ReadOptions) -> ReadOptions:
+        """What this model reads with ``options``: its :attr:`read_length` where they give no ``length``.
+
+        A file without a reading length, or ``length=0``, reads any number of
+        symbols; a given length always wins. What :meth:`read` reads with, so
+        what a report or a cache of readings should record.
+        """
+        if options.length is not None or self.read_length is None:
+            return options
+        return replace(options, length=self.read_length)

@@ -46,8 +46,9 @@ class Guess:
 
 
 def reader_of(solver: Solver, options: ReadOptions = ReadOptions()) -> str:
-    """Who makes a guess: the model's file digest, and the options it read with, if not the defaults."""
-    return f"sha256:{solver.digest[:16]} {options.describe()}".rstrip()
+    """Who makes a guess: the model's file digest, and the options it read with (its own reading
+    length included), if not the defaults."""
+    return f"sha256:{solver.digest[:16]} {solver.resolve_options(options).describe()}".rstrip()
 
 
 def read_prelabels(path: str | os.PathLike[str]) -> dict[str, Guess]:

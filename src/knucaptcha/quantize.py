@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from .ctc import ReadOptions, with_read_length
 from .errors import ModelError
 from .inference import Solver
 from .preprocess import ImageSource, to_batch
@@ -45,7 +46,10 @@ CALIBRATION_SEED = 9_002
 
 
 def quantize_int8(
-    source: str | os.PathLike[str], out: str | os.PathLike[str], calibration: Sequence[ImageSource] = ()
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    calibration: Sequence[ImageSource] = (),
+    read_length: int | None = None,
 ) -> Path:
     """Write an int8-quantized copy of the knucaptcha ONNX model ``source`` to ``out``.
 
@@ -53,11 +57,13 @@ def quantize_int8(
     images (a few hundred of the captchas the model will read), the
     convolutions become int8 too, with activation ranges measured on them.
     The result is loaded with :class:`Solver` before it is moved into place,
-    so a file that would not load is never written.
+    so a file that would not load is never written. ``read_length`` replaces
+    the source's reading length (0 stores none; None keeps it).
 
     Raises:
         ModelError: ``source`` is not a knucaptcha ONNX model, or the ``onnx``
             package is missing.
+        ConfigError: ``read_length`` is above the model's maximum length.
     """
     try:
         import onnx
@@ -67,7 +73,8 @@ def quantize_int8(
         raise ModelError("int8 quantization needs the onnx package: pip install 'knucaptcha[quantize]'") from None
     source, out = Path(source), Path(out)
     solver = Solver.load(source)  # rejects files that are not knucaptcha models
-    metadata = solver.metadata
+    ReadOptions(length=read_length).check(solver.spec.charset, solver.spec.max_length)
+    metadata = with_read_length(solver.metadata, read_length)
     if metadata.get(QUANTIZATION_KEY):
         raise ModelError(f"{source} is already quantized ({metadata[QUANTIZATION_KEY]})")
     out.parent.mkdir(parents=True, exist_ok=True)

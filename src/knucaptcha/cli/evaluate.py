@@ -80,7 +80,7 @@ def _print_report(evaluation: Evaluation, worst: int, out: Console) -> None:
     options = evaluation.options
     summary.add_row("decoding", f"beam search, width {options.beam_width}" if options.beam_width else "greedy")
     summary.add_row("symbols read", options.symbols or "all the model's")
-    summary.add_row("reading length", "any" if options.length is None else f"exactly {options.length}")
+    summary.add_row("reading length", f"exactly {options.length}" if options.length else "any")
     out.print(summary)
 
     lengths = Table("label length", "images", "sequence accuracy", title="By label length")

@@ -1,8 +1,10 @@
-"""``knucaptcha export``: light copies of a model (int8 ONNX, TFLite), with their size and accuracy change.
+"""``knucaptcha export``: copies of a model (int8 ONNX, TFLite, fp32 ONNX), with their size and accuracy change.
 
 int8 quantization starts from the ONNX file and needs no torch; TFLite
-conversion starts from the PyTorch checkpoint and imports torch and
-litert-torch inside the command only.
+conversion and the fp32 ONNX export start from the PyTorch checkpoint and
+import torch (and litert-torch) inside the command only. ``--read-length``
+sets the number of symbols the copy reads by default, e.g. to stamp a model
+for a site whose captchas always show four.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import os
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -33,9 +35,10 @@ CHECKPOINT_NAMES = ("model.pt", "checkpoint.pt")
 class Format(str, Enum):
     onnx_int8 = "onnx-int8"
     tflite = "tflite"
+    onnx = "onnx"
 
 
-SUFFIXES = {Format.onnx_int8: ".int8.onnx", Format.tflite: ".tflite"}
+SUFFIXES = {Format.onnx_int8: ".int8.onnx", Format.tflite: ".tflite", Format.onnx: ".fp32.onnx"}
 
 
 def onnx_source(model: str) -> Path | None:
@@ -63,7 +66,7 @@ def checkpoint_source(model: str) -> Path:
         found = [path.parent / name for name in CHECKPOINT_NAMES if (path.parent / name).is_file()]
         if not found:
             raise ConfigError(
-                f"TFLite conversion starts from the PyTorch checkpoint; {path.parent} holds none: pass a .pt file"
+                f"TFLite and ONNX export start from the PyTorch checkpoint; {path.parent} holds none: pass a .pt file"
             )
         return found[0]
     return resolve(model)
@@ -80,7 +83,12 @@ def export(
     model: Annotated[
         str, typer.Argument(help="A .onnx file, a run folder, a checkpoint (.pt) or a bundled model's name.")
     ],
-    fmt: Annotated[Format, typer.Option("--format", help="onnx-int8 (ONNX Runtime) or tflite (LiteRT).")],
+    fmt: Annotated[
+        Format,
+        typer.Option(
+            "--format", help="onnx-int8 (ONNX Runtime), tflite (LiteRT) or onnx (fp32, from the PyTorch checkpoint)."
+        ),
+    ],
     out: Annotated[Path | None, typer.Option(help="Output file; default: beside the source.")] = None,
     samples: Annotated[
         int, typer.Option(min=0, help="Generated images to measure the accuracy change on; 0 skips it.")
@@ -98,12 +106,22 @@ def export(
             "0 leaves the convolutions float.",
         ),
     ] = 256,  # knucaptcha.quantize.CALIBRATION_COUNT, spelled out for the help text
+    read_length: Annotated[
+        Optional[int],
+        typer.Option(
+            min=0,
+            help="Symbols the copy reads when a caller gives no --length (0: any number); "
+            "default: the source's (a checkpoint's: its generated style's length, if all its labels have one).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
-    """Write an int8-quantized ONNX or a TFLite copy of MODEL, then compare it with the original.
+    """Write an int8-quantized ONNX, a TFLite or an fp32 ONNX copy of MODEL, then compare it with the original.
 
-    Both copies carry the model's metadata, so `knucaptcha solve --model`
-    reads them as it reads the original (a .tflite file needs the litert extra).
+    Every copy carries the model's metadata, so `knucaptcha solve --model`
+    reads it as it reads the original (a .tflite file needs the litert extra).
+    The fp32 ONNX copy is exported anew from the PyTorch checkpoint, as
+    training exports; with --read-length it stamps how many symbols it reads.
     """
     from ..inference import BUNDLED_MODELS, Solver
 
@@ -120,20 +138,30 @@ def export(
         with console.status("quantizing"):
             name = style or _trained_style(reference.metadata)
             images = _generated(name, difficulty, CALIBRATION_SEED, calibration)
-            written = quantize_int8(reference_path, target, [sample.image for sample in images])
+            written = quantize_int8(reference_path, target, [sample.image for sample in images], read_length)
     else:
-        from ..train.litert import export_checkpoint_tflite
+        from ..train.export import checkpoint_export_args, export_onnx
 
         checkpoint = checkpoint_source(model)
         target = out or default_out(checkpoint, fmt, bundled)
         _refuse_overwrite(target, checkpoint)
-        console.print(f"converting {checkpoint} with litert-torch", markup=False)
-        written = export_checkpoint_tflite(checkpoint, target)
+        if reference_path is not None:
+            _refuse_overwrite(target, reference_path)
+        loaded, spec, metadata = checkpoint_export_args(checkpoint, read_length)
+        if fmt is Format.tflite:
+            from ..train.litert import export_tflite
+
+            console.print(f"converting {checkpoint} with litert-torch", markup=False)
+            written = export_tflite(loaded, spec, target, metadata)
+        else:
+            with console.status(f"exporting {checkpoint}"):
+                written = export_onnx(loaded, spec, target, metadata)
     candidate = Solver.load(written)
     report: dict[str, Any] = {
         "format": fmt.value,
         "file": str(written),
         "bytes": os.path.getsize(written),
+        "read_length": candidate.read_length,
         "reference": str(reference_path) if reference_path is not None else None,
         "reference_bytes": os.path.getsize(reference_path) if reference_path is not None else None,
     }
@@ -187,6 +215,8 @@ def _print_report(report: dict[str, Any], out: Console) -> None:
     accuracy = f"{comparison['accuracy']:.2%}" if comparison else "-"
     table.add_row(report["format"], report["file"], _size(report["bytes"]), accuracy)
     out.print(table)
+    length = report["read_length"]
+    out.print(f"reads {length} symbols unless told otherwise" if length else "reads any number of symbols unless told")
     if comparison:
         line = (
             f"{comparison['count']} generated {comparison['style']} images "

@@ -43,7 +43,9 @@ def serve(
 
     --beam, --symbols and --length say how the site's captchas are read: every
     reading uses them unless a request gives its own (?beam=, ?symbols=,
-    ?length=); /api, which takes no options, always does."""
+    ?length=); /api, which takes no options, always does. Without --length,
+    each model reads its own reading length (4 for the bundled default);
+    --length 0 reads any number."""
     import uvicorn  # FastAPI and uvicorn load only for this command
 
     from ..inference import BUNDLED_MODELS

@@ -44,7 +44,11 @@ Symbols = Annotated[
 ]
 Length = Annotated[
     Optional[int],
-    typer.Option(help="Read exactly this many symbols, for a site whose captchas always show that many (default: any)."),
+    typer.Option(
+        min=0,
+        help="Read exactly this many symbols, for a site whose captchas always show that many; 0 reads any number. "
+        "Default: the model's reading length if its file stores one (4 for the bundled default), else any.",
+    ),
 ]
 
 

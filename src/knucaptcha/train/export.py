@@ -1,8 +1,8 @@
 """Export a trained model to one self-describing ONNX file, and prove it computes what PyTorch does.
 
 The file's metadata is :meth:`ModelSpec.to_metadata` plus any extra
-``knucaptcha.*`` keys (preset, architecture, training summary), so
-:class:`knucaptcha.inference.Solver` needs nothing else.
+``knucaptcha.*`` keys (preset, architecture, training summary, the reading
+length), so :class:`knucaptcha.inference.Solver` needs nothing else.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import onnx.numpy_helper
 import onnxruntime as ort
 import torch
 
-from ..errors import ModelError
+from ..ctc import ReadOptions, with_read_length
+from ..errors import ConfigError, ModelError
 from ..spec import METADATA_PREFIX, OUTPUT_KEY, ModelSpec
 from .checkpoint import atomic_write, load_checkpoint
 from .config import ArchConfig
@@ -44,12 +45,39 @@ def model_metadata(spec: ModelSpec, extra_metadata: Mapping[str, str] | None = N
     return metadata
 
 
-def run_metadata(preset: str, arch: ArchConfig, training: Mapping[str, object] | None = None) -> dict[str, str]:
-    """The ``knucaptcha.*`` keys that say how a model was built: preset, architecture, training summary."""
+def run_metadata(
+    preset: str, arch: ArchConfig, training: Mapping[str, object] | None = None, max_length: int | None = None
+) -> dict[str, str]:
+    """The ``knucaptcha.*`` keys that say how a model was built: preset, architecture, training summary,
+    and the reading length its training data implies (:func:`trained_read_length`), if any."""
     metadata = {f"{METADATA_PREFIX}preset": preset, f"{METADATA_PREFIX}arch": json.dumps(arch.to_dict())}
     if training is not None:
         metadata[f"{METADATA_PREFIX}training"] = json.dumps(training)
-    return metadata
+    return with_read_length(metadata, trained_read_length(training, max_length))
+
+
+def trained_read_length(training: Mapping[str, object] | None, max_length: int | None = None) -> int | None:
+    """The reading length a model trained as ``training`` (the trainer's summary) describes should store.
+
+    A model trained on generated captchas of a style whose labels all have
+    one length (``knu``: 4) reads that many symbols by default: the style is
+    what is known of the site's captchas, so an old checkpoint exported anew
+    reads the style's length today. None for a labelled folder, a style of
+    several lengths, one this version does not know, or one whose length is
+    above the model's ``max_length``, if given.
+    """
+    from ..generator import get_style
+
+    data = (training or {}).get("data")
+    if not isinstance(data, Mapping) or data.get("kind") != "generated":
+        return None
+    try:
+        style = get_style(str(data["style"]))
+    except (KeyError, ConfigError):
+        return None
+    if style.min_length != style.max_length or (max_length is not None and style.max_length > max_length):
+        return None
+    return style.max_length
 
 
 def export_onnx(
@@ -104,18 +132,28 @@ def export_onnx(
     return path
 
 
-def checkpoint_export_args(checkpoint: str | Path) -> tuple[torch.nn.Module, ModelSpec, dict[str, str]]:
-    """The model, spec and run metadata (preset, architecture, training summary) an exporter needs.
+def checkpoint_export_args(
+    checkpoint: str | Path, read_length: int | None = None
+) -> tuple[torch.nn.Module, ModelSpec, dict[str, str]]:
+    """The model, spec and run metadata (preset, architecture, training summary, reading length) an exporter needs.
 
     ``checkpoint`` is a ``.pt`` file, a run folder or a bundled model's name.
+    ``read_length`` replaces the reading length the training summary implies
+    (:func:`trained_read_length`); 0 stores none, None keeps it.
+
+    Raises:
+        ConfigError: ``read_length`` is above the model's maximum length.
     """
     loaded = load_checkpoint(checkpoint)
-    return loaded.model, loaded.spec, run_metadata(loaded.preset, loaded.arch, loaded.state.get("training"))
+    ReadOptions(length=read_length).check(loaded.spec.charset, loaded.spec.max_length)
+    metadata = run_metadata(loaded.preset, loaded.arch, loaded.state.get("training"), loaded.spec.max_length)
+    return loaded.model, loaded.spec, with_read_length(metadata, read_length)
 
 
-def export_checkpoint_onnx(checkpoint: str | Path, path: str | Path) -> Path:
-    """Export the model in ``checkpoint`` to ``path`` with this version's exporter, keeping its run metadata."""
-    model, spec, extra = checkpoint_export_args(checkpoint)
+def export_checkpoint_onnx(checkpoint: str | Path, path: str | Path, read_length: int | None = None) -> Path:
+    """Export the model in ``checkpoint`` to ``path`` with this version's exporter, keeping its run metadata;
+    ``read_length`` as in :func:`checkpoint_export_args`."""
+    model, spec, extra = checkpoint_export_args(checkpoint, read_length)
     return export_onnx(model, spec, path, extra)
 
 

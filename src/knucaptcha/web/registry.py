@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..ctc import READ_LENGTH_KEY
 from ..errors import ConfigError
 from ..inference import Solver
 from ..spec import METADATA_PREFIX
@@ -10,7 +11,7 @@ from .schemas import InputSize, ModelInfo
 from .settings import ServeSettings
 
 # Shown as ModelInfo fields of their own, so left out of its metadata summary.
-_SPEC_KEYS = {f"{METADATA_PREFIX}{key}" for key in ("charset", "preprocess", "max_length")}
+_SPEC_KEYS = {f"{METADATA_PREFIX}{key}" for key in ("charset", "preprocess", "max_length")} | {READ_LENGTH_KEY}
 
 
 class ModelRegistry:
@@ -64,6 +65,7 @@ class ModelRegistry:
             default=name == self.default,
             charset=spec.charset.symbols,
             max_length=spec.max_length,
+            read_length=solver.read_length,
             input=InputSize(channels=1, height=spec.preprocess.height, width=spec.preprocess.width),
             preprocess=spec.preprocess.to_dict(),
             metadata=metadata,

@@ -52,6 +52,10 @@ class ModelInfo(BaseModel):
     default: bool = Field(description="Whether requests that name no model use this one.")
     charset: str
     max_length: int
+    read_length: Union[int, None] = Field(
+        description="How many symbols the model reads when neither the request nor the site (GET /v1/defaults) "
+        "gives a length: the reading length its file stores; null: any."
+    )
     input: InputSize
     preprocess: dict[str, Any]
     metadata: dict[str, str] = Field(
@@ -66,7 +70,9 @@ class ReadDefaults(BaseModel):
 
     beam: int = Field(description="The beam search width; 0: greedy decoding.")
     symbols: Union[str, None] = Field(description="The site's alphabet; null: every symbol of the model.")
-    length: Union[int, None] = Field(description="The site's number of symbols; null: any.")
+    length: Union[int, None] = Field(
+        description="The site's number of symbols; 0: any; null: each model's reading length (GET /v1/models)."
+    )
 
 
 class Health(BaseModel):

@@ -59,7 +59,7 @@ class ServeSettings:
         max_batch_files: most images in one ``/v1/solve/batch`` request.
         max_beam_width: largest ``beam`` a request may ask for.
         captcha_style: generator style ``/captcha`` draws.
-        captcha_difficulty: its difficulty preset (``mixed`` varies per image).
+        captcha_difficulty: its difficulty preset (``exact``: the real captcha's look; ``mixed`` varies per image).
         captcha_seed: seed of ``/captcha``'s image stream; None draws a random
             one at start-up (fix it for reproducible tests).
         captcha_store_size: most ``/captcha`` answers remembered at once (the oldest go first).
@@ -71,7 +71,9 @@ class ServeSettings:
             its alphabet (``symbols``), the number of symbols its captchas
             always show (``length``) and the beam width. Solve requests give
             their own per field; ``/api`` and the labelling page's guesses
-            always use these. Every model must be able to follow them.
+            always use these. Every model must be able to follow them. A
+            ``length`` of None leaves it to each model's own reading length
+            (:attr:`knucaptcha.Solver.read_length`); 0 reads any number.
     """
 
     models: tuple[ModelEntry, ...] = (("default", "default"),)
@@ -83,7 +85,7 @@ class ServeSettings:
     max_batch_files: int = 64
     max_beam_width: int = 32
     captcha_style: str = "knu"
-    captcha_difficulty: str = "mixed"
+    captcha_difficulty: str = "exact"
     captcha_seed: int | None = None
     captcha_store_size: int = 10_000
     captcha_ttl_seconds: float = 600.0

@@ -63,7 +63,10 @@ Symbols = Annotated[
 ]
 Length = Annotated[
     Union[int, None],
-    Query(description="Read exactly this many symbols (a site whose captchas always show that many); default: any."),
+    Query(
+        description="Read exactly this many symbols (a site whose captchas always show that many); 0: any number. "
+        "Default: the site's (GET /v1/defaults), else the model's reading length (GET /v1/models), else any."
+    ),
 ]
 
 

@@ -4,7 +4,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { image: null, captchaId: null, models: [] };
+const state = { image: null, captchaId: null, models: [], siteLength: null };
 
 async function errorMessage(response) {
   try {
@@ -117,10 +117,14 @@ async function check(event) {
   $("verdict").textContent = correct ? "Correct." : "Not quite. Press New sample for another.";
 }
 
-// The length field offers no more symbols than the chosen model reads (the server refuses more).
+// The length field offers no more symbols than the chosen model reads (the server refuses more) and,
+// left empty, names what is read: the service's length (serve --length), else the model's own.
 function limitLength() {
   const model = state.models.find((entry) => entry.name === $("model").value);
   if (model) $("length").max = model.max_length;
+  const own = model ? model.read_length : null;
+  const [source, length] = state.siteLength !== null ? ["site", state.siteLength] : ["model", own];
+  $("length").placeholder = length ? `${source}: ${length}` : "any";
 }
 
 async function loadModels() {
@@ -140,7 +144,8 @@ async function showDefaults() {
   if (!response.ok) return;
   const { symbols, length } = await response.json();
   if (symbols !== null) $("symbols").placeholder = `site: ${symbols}`;
-  if (length !== null) $("length").placeholder = `site: ${length}`;
+  state.siteLength = length;
+  limitLength();
 }
 
 function setUp() {

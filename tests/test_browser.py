@@ -1,4 +1,5 @@
-"""The pages in a real browser: Playwright driving Debian's Chromium against the app served on loopback.
+"""The pages in a real browser: Playwright driving Debian's Chromium against the app served on loopback,
+and ``examples/fill_knu_captcha.py`` against a replica of the registration page.
 
 Playwright cannot download its own browsers here, so the test uses the system
 Chromium (``apt-get install -y chromium``, which the README's test command
@@ -10,11 +11,17 @@ Set ``KNUCAPTCHA_SCREENSHOTS=docs`` to save both pages as
 
 from __future__ import annotations
 
+import importlib.util
+import io
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from knucaptcha.generator import encode_png, get_style, render_sample
@@ -163,6 +170,8 @@ def test_demo_page_reads_the_length_typed_up_to_the_models_maximum(
     solver = Solver.load(shipped_model)
     upload, _ = show_a_readable_captcha(page, site[0], solver, tmp_path)
     expect(page.locator("#length")).to_have_attribute("max", str(solver.spec.max_length))
+    # Left empty, it reads the model's own length (the service was told none) and says so.
+    expect(page.locator("#length")).to_have_attribute("placeholder", f"model: {solver.read_length}")
 
     told = solver.solve(upload, length=2).text
     assert len(told) == 2
@@ -232,3 +241,104 @@ def test_label_page_labels_skips_and_undoes_on_disk(page: Page, site: tuple[str,
     assert read_manifest(folder / "labels.csv") == expected
     images = sorted(path.name for path in folder.glob("*.png"))
     assert images == sorted([*expected, order[2]])  # every file still there, three of them renamed
+
+
+# --- the example for the real page: examples/fill_knu_captcha.py ---------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "fill_knu_captcha.py"
+
+REPLICA_PAGE = """<!doctype html>
+<html lang="ko"><head><meta charset="utf-8"><title>수강신청</title></head>
+<body><form>
+  <img id="schCapcha" src="/captcha.png?0" alt="자동입력방지문자">
+  <button type="button" id="btnChange">새로고침</button>
+  <input id="schCapcha2" name="schCapcha2" maxlength="4">
+</form>
+<script>
+  let drawn = 0;
+  document.getElementById("btnChange").addEventListener("click", () => {
+    document.getElementById("schCapcha").src = "/captcha.png?" + ++drawn;
+  });
+</script></body></html>"""
+
+
+def load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("fill_knu_captcha", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def replica() -> Iterator[tuple[str, list[bytes]]]:
+    """A stand-in for the registration page on loopback, and every captcha PNG it has served, in order.
+
+    Like the real server, each GET of the image draws a new captcha (a generated
+    ``knu`` one: 140×35, transparent, ink in alpha) and forbids caching it.
+    """
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse, Response
+
+    served: list[bytes] = []
+    app = FastAPI()
+
+    @app.get("/", response_class=HTMLResponse)
+    def form() -> str:
+        return REPLICA_PAGE
+
+    @app.get("/captcha.png")
+    def captcha() -> Response:
+        served.append(encode_png(render_sample(get_style("knu"), seed=11, index=len(served)).image))
+        return Response(served[-1], media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    with running(app) as url:
+        yield url, served
+
+
+def shown_captcha(page: Page) -> str:
+    return page.evaluate("document.querySelector('#schCapcha').currentSrc")
+
+
+def test_the_example_fills_the_real_pages_field_with_the_solvers_reading_of_the_png_served(
+    page: Page, replica: tuple[str, list[bytes]], shipped_model: Path
+) -> None:
+    example = load_example()
+    url, served = replica
+    page.goto(f"{url}/")
+    expect(page.locator("#schCapcha")).to_have_js_property("complete", True)
+    assert len(served) == 1
+
+    png = example.captcha_png(page)
+    assert png == served[-1] and shown_captcha(page).endswith("?1")  # the bytes on screen, not a second GET
+    with Image.open(io.BytesIO(png)) as image:  # intact: RGBA, the ink in the alpha channel
+        assert (image.format, image.mode, image.size) == ("PNG", "RGBA", (140, 35))
+        clear, darkest = image.getchannel("A").getextrema()
+        assert clear == 0 < darkest
+
+    solver = Solver.load(shipped_model)
+    answer = example.fill_captcha(page, solver)
+    assert len(served) == 3 and shown_captcha(page).endswith("?2")
+    assert answer == solver.solve(served[-1]).text and len(answer) == 4  # the default model reads 4
+    expect(page.locator("#schCapcha2")).to_have_value(answer)
+
+
+def test_the_example_reads_through_the_service_too(
+    page: Page, replica: tuple[str, list[bytes]], shipped_model: Path
+) -> None:
+    example = load_example()
+    url, served = replica
+    settings = ServeSettings(models=(("default", str(shipped_model)),), captcha_seed=0)
+    with running(create_app(settings)) as service:
+        page.goto(f"{url}/")
+        answer = example.fill_captcha_via_service(page, service)
+    assert answer == Solver.load(shipped_model).solve(served[-1]).text
+    expect(page.locator("#schCapcha2")).to_have_value(answer)
+
+
+def test_the_example_runs_as_a_script(replica: tuple[str, list[bytes]], shipped_model: Path) -> None:
+    url, served = replica
+    run = [sys.executable, str(EXAMPLE), f"{url}/", "--chromium", str(CHROMIUM), "--headless"]
+    done = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{Solver.load(shipped_model).solve(served[-1]).text}\n"

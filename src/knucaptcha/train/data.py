@@ -25,6 +25,7 @@ from ..generator import Style, generate_mixture, get_style, render_noise, with_f
 from ..labels import scan_folder, split
 from ..preprocess import to_batch
 from ..spec import PreprocessSpec
+from ..workers import exit_with_parent
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def _tensors(images: list[Any], labels: list[str], preprocess: PreprocessSpec) -
     return _labelled(to_batch(images, preprocess), labels)
 
 
-NOISE_STYLE = "knu"
+NOISE_STYLE = "knu-varied"
 """The style whose noise :class:`FolderSource` overlays, at mixed difficulty."""
 
 NOISE_OVERLAY = 0.5
@@ -224,7 +225,12 @@ class GeneratedSource:
         else:
             self.valid = self._folder_valid(self.valid_folder)
         # spawn, not fork: no copy of this process's torch threads; the worker imports no torch.
-        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) if prefetch else None
+        # exit_with_parent: a killed run leaves no worker (or resource tracker) behind.
+        self._pool = (
+            ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent)
+            if prefetch
+            else None
+        )
         self._next: tuple[int, Future] | None = None
 
     def _folder_valid(self, folder: Path) -> LabelledTensors:

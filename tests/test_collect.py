@@ -1,13 +1,17 @@
-"""Collecting captchas over loopback HTTP: the service's /captcha, plus flaky, HTML, duplicate and failing routes."""
+"""Collecting captchas over loopback HTTP: the service's /captcha, plus flaky, HTML, duplicate and failing routes,
+and hostile ones (an endless body, a slow drip, a redirect loop, a redirect to another host)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
 from typer.testing import CliRunner
 
 from knucaptcha.cli import app as cli
@@ -55,6 +59,52 @@ def add_test_routes(app: FastAPI) -> FastAPI:
     @app.get("/test/gone")
     def gone() -> Response:
         return Response("no", status_code=404)
+
+    return add_hostile_routes(app)
+
+
+HOSTILE_SENT = {"endless": 0}
+"""Bytes the endless route has handed to the server so far (all tests together)."""
+
+
+def add_hostile_routes(app: FastAPI) -> FastAPI:
+    """Routes of a server that means harm, or is broken in ways that would hold a careless client forever."""
+
+    @app.get("/hostile/endless")
+    def endless() -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            chunk = b"\x89PNG\r\n\x1a\n" + bytes(65_528)
+            while True:
+                HOSTILE_SENT["endless"] += len(chunk)
+                yield chunk
+                await asyncio.sleep(0)
+
+        return StreamingResponse(body(), media_type="image/png")
+
+    @app.get("/hostile/drip")
+    def drip() -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            for byte in SAME:  # a real PNG, a byte every 0.2 s: each read is quick, the whole is not
+                yield bytes([byte])
+                await asyncio.sleep(0.2)
+
+        return StreamingResponse(body(), media_type="image/png")
+
+    @app.get("/hostile/big")
+    def big() -> Response:
+        return Response(SAME + bytes(200_000), media_type="image/png")  # declares its length
+
+    @app.get("/hostile/loop")
+    def loop() -> RedirectResponse:
+        return RedirectResponse("/hostile/loop")
+
+    @app.get("/hostile/hop")
+    def hop() -> RedirectResponse:
+        return RedirectResponse("/test/same")
+
+    @app.get("/hostile/away")
+    def away(request: Request) -> RedirectResponse:
+        return RedirectResponse(str(request.url.replace(hostname="localhost", path="/test/same")))
 
     return app
 
@@ -140,7 +190,19 @@ def test_never_replaces_an_existing_file(server: str, tmp_path: Path, monkeypatc
 
 
 @pytest.mark.parametrize(
-    "bad", [{"url": "ftp://x"}, {"count": 0}, {"concurrency": 0}, {"delay": -1}, {"timeout": 0}, {"patience": 0}]
+    "bad",
+    [
+        {"url": "ftp://x"},
+        {"url": "http://"},
+        {"url": "http://[::1"},
+        {"count": 0},
+        {"concurrency": 0},
+        {"delay": -1},
+        {"timeout": 0},
+        {"patience": 0},
+        {"max_bytes": 0},
+        {"max_redirects": -1},
+    ],
 )
 def test_bad_config_is_refused(bad: dict) -> None:
     with pytest.raises(ConfigError):
@@ -192,3 +254,73 @@ def test_cli_exits_1_when_short_and_2_on_a_bad_url(server: str, tmp_path: Path) 
     assert short.exit_code == 1
     bad = CliRunner().invoke(cli, ["collect", "file:///etc/passwd", "-n", "1", "-o", str(tmp_path)])
     assert bad.exit_code == 2 and "error: the URL must start with http" in bad.output
+
+
+# --- hostile servers: every test bounded in time, nothing leaves loopback -----------------------------
+
+
+@pytest.mark.timeout(30)
+def test_an_endless_body_is_abandoned_at_the_size_cap_without_buffering_it(server: str, tmp_path: Path) -> None:
+    config = CollectConfig(f"{server}/hostile/endless", 1, concurrency=1, retries=0, max_bytes=100_000, **FAST)
+    sent_before = HOSTILE_SENT["endless"]
+    report = collect(config, tmp_path)
+    assert report.saved == () and report.rejected == 1
+    assert report.problems == ("too large: the answer is over 100,000 bytes",)
+    time.sleep(0.5)  # what the server still pushes once the client has hung up
+    assert HOSTILE_SENT["endless"] - sent_before < 20_000_000  # socket buffers' worth, not an endless stream
+
+
+def test_a_declared_length_over_the_cap_is_refused_before_reading(server: str, tmp_path: Path) -> None:
+    report = collect(CollectConfig(f"{server}/hostile/big", 1, concurrency=1, max_bytes=100_000, **FAST), tmp_path)
+    assert report.problems == ("too large: the answer is over 100,000 bytes",)
+    assert list(tmp_path.iterdir()) == []
+    kept = collect(CollectConfig(f"{server}/hostile/big", 1, concurrency=1, max_bytes=300_000, **FAST), tmp_path)
+    assert len(kept.saved) == 1  # the cap is the limit, not a ban on large answers
+
+
+@pytest.mark.timeout(30)
+def test_a_slow_drip_is_cut_off_by_the_whole_requests_deadline(server: str, tmp_path: Path) -> None:
+    config = CollectConfig(f"{server}/hostile/drip", 1, concurrency=1, retries=1, backoff=0.01, timeout=0.6, delay=0)
+    started = time.monotonic()
+    report = collect(config, tmp_path)
+    assert time.monotonic() - started < 3.0  # two attempts of 0.6 s, though no single read ever waited that long
+    assert report.saved == () and report.failed == 1
+    assert report.problems == ("timed out after 0.6 s (after 2 attempts)",)
+
+
+@pytest.mark.timeout(30)
+def test_a_redirect_loop_is_one_reason_line(server: str, tmp_path: Path) -> None:
+    report = collect(CollectConfig(f"{server}/hostile/loop", 1, concurrency=1, max_redirects=3, **FAST), tmp_path)
+    assert report.failed == 1 and report.problems == ("too many redirects (more than 3)",)
+
+
+def test_redirects_are_followed_on_the_same_host_only_unless_told(server: str, tmp_path: Path) -> None:
+    same = collect(CollectConfig(f"{server}/hostile/hop", 1, concurrency=1, **FAST), tmp_path / "same")
+    assert len(same.saved) == 1
+    away = collect(CollectConfig(f"{server}/hostile/away", 1, concurrency=1, **FAST), tmp_path / "away")
+    assert away.saved == () and away.failed == 1
+    assert away.problems == ("redirected to another host, localhost (--follow-redirects-anywhere follows it)",)
+    config = CollectConfig(f"{server}/hostile/away", 1, concurrency=1, follow_redirects_anywhere=True, **FAST)
+    assert len(collect(config, tmp_path / "anywhere").saved) == 1
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("route", "options", "reason"),
+    [
+        ("loop", [], "too many redirects (more than 5)"),
+        ("endless", ["--max-bytes", "50000"], "too large: the answer is over 50,000 bytes"),
+        ("drip", ["--timeout", "0.5", "--retries", "0"], "timed out after 0.5 s"),
+        ("away", [], "redirected to another host, localhost"),
+    ],
+)
+def test_cli_reports_a_hostile_server_in_one_line_each(
+    server: str, tmp_path: Path, route: str, options: list[str], reason: str
+) -> None:
+    args = ["collect", f"{server}/hostile/{route}", "-n", "1", "-o", str(tmp_path), "--delay", "0", *options]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"skipped: {reason}" in result.output and "Traceback" not in result.output
+    if route == "away":
+        followed = CliRunner().invoke(cli, [*args, "--follow-redirects-anywhere"])
+        assert followed.exit_code == 0, followed.output

@@ -23,9 +23,18 @@ def collect(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to save them in (created if needed).")],
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at most.")] = 4,
     delay: Annotated[float, typer.Option(min=0.0, help="Seconds each worker waits between requests.")] = 0.2,
-    timeout: Annotated[float, typer.Option(min=0.001, help="Seconds before a request is abandoned.")] = 10.0,
+    timeout: Annotated[
+        float, typer.Option(min=0.001, help="Seconds a request may take in all (redirects, body) before it is abandoned.")
+    ] = 10.0,
     retries: Annotated[int, typer.Option(min=0, help="Retries on connection errors, timeouts, 5xx and 429.")] = 3,
     backoff: Annotated[float, typer.Option(min=0.0, help="Seconds before the first retry; doubles each time.")] = 0.5,
+    max_bytes: Annotated[
+        int, typer.Option(min=1, help="Largest answer kept, in bytes; a longer one is abandoned while it downloads.")
+    ] = 1_000_000,
+    follow_redirects_anywhere: Annotated[
+        bool,
+        typer.Option("--follow-redirects-anywhere", help="Follow redirects to other hosts too (default: the URL's only)."),
+    ] = False,
     prelabel: Annotated[
         bool, typer.Option("--prelabel", help="Solve the new images and write prelabels.csv for 'knucaptcha label'.")
     ] = False,
@@ -38,14 +47,25 @@ def collect(
     """Download COUNT new captchas from URL into OUT, skipping duplicates and anything that is not an image.
 
     Files are named _<time>-<n>-<hash>.<ext> (the leading _ marks them
-    unlabelled) and never replace an existing file. Exits with 1 when fewer
-    than COUNT images could be saved.
+    unlabelled) and never replace an existing file. A request that passes
+    --timeout or --max-bytes is abandoned and reported. Exits with 1 when
+    fewer than COUNT images could be saved.
     """
     from ..collect import CollectConfig
     from ..collect import collect as run_collect
     from ..inference import Solver
 
-    config = CollectConfig(url, count, concurrency, delay, timeout, retries, backoff)
+    config = CollectConfig(
+        url,
+        count,
+        concurrency,
+        delay,
+        timeout,
+        retries,
+        backoff,
+        max_bytes=max_bytes,
+        follow_redirects_anywhere=follow_redirects_anywhere,
+    )
     options = ReadOptions(symbols=symbols, length=length)
     for option, value in (("--symbols", symbols), ("--length", length)):
         if value is not None and not prelabel:
@@ -61,7 +81,7 @@ def collect(
         console.print(f"[yellow]skipped:[/] {problem}", markup=True, highlight=False)
     console.print(
         f"saved {len(report.saved)} of {count} into {out}; "
-        f"{report.duplicates} duplicate(s), {report.rejected} not an image, {report.failed} failed request(s)",
+        f"{report.duplicates} duplicate(s), {report.rejected} rejected, {report.failed} failed request(s)",
         highlight=False,
     )
     if solver is not None and report.saved:

@@ -41,7 +41,13 @@ def make_folder(root: Path, unlabelled: dict[str, float], named: tuple[str, ...]
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+    """Every file's bytes but the hidden ones (the lock file labelling writes hold)."""
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if not path.name.startswith(".")}
+
+
+def images(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The images of a :func:`snapshot`."""
+    return {name: data for name, data in files.items() if name.endswith(".png")}
 
 
 @pytest.fixture
@@ -87,7 +93,7 @@ def test_rename_mode_also_lists_the_new_name_when_a_manifest_exists(folder: Path
 
 @pytest.mark.parametrize("write", ["csv", "rename", "both"])
 @pytest.mark.parametrize("manifest", [None, "file,label\nOLD1_1.png,OLD1"])
-def test_undo_restores_names_and_manifest_bytes_exactly(folder: Path, write: str, manifest: str | None) -> None:
+def test_undo_restores_names_and_takes_its_rows_out_again(folder: Path, write: str, manifest: str | None) -> None:
     if manifest is not None:
         (folder / "labels.csv").write_text(manifest, encoding="utf-8")
     before = snapshot(folder)
@@ -100,7 +106,11 @@ def test_undo_restores_names_and_manifest_bytes_exactly(folder: Path, write: str
     assert snapshot(folder) != before
     for _ in range(3):
         session.undo()
-    assert snapshot(folder) == before
+    assert images(snapshot(folder)) == images(before)
+    if manifest is not None or write != "rename":  # a manifest the labels created stays, listing the named images
+        assert read_manifest(folder / "labels.csv") == {"OLD1_1.png": "OLD1"}
+    else:
+        assert not (folder / "labels.csv").exists()
     assert session.current().file == "_b.png"
     assert session.progress().done == 0
     with pytest.raises(LabelError, match="nothing to undo"):
@@ -115,6 +125,85 @@ def test_undo_refuses_when_the_old_name_was_taken_and_loses_nothing(folder: Path
         session.undo()
     assert (folder / "_b.png").read_bytes() == b"newcomer"
     assert (folder / "AB12_1.png").exists()
+
+
+def test_undo_keeps_rows_added_by_hand_meanwhile(folder: Path) -> None:
+    (folder / "labels.csv").write_text("file,label,note\nOLD1_1.png,OLD1,\"two\nlines\"\n", encoding="utf-8")
+    session = LabellingSession.open(folder, write="csv")
+    session.label("_b.png", "AB12")
+    with (folder / "labels.csv").open("a", encoding="utf-8") as manifest:
+        manifest.write("_c.png,HAND,by hand\n")
+    session.undo()
+    assert (folder / "labels.csv").read_text(encoding="utf-8") == (
+        'file,label,note\nOLD1_1.png,OLD1,"two\nlines"\n_c.png,HAND,by hand\n'
+    )
+
+
+def test_undo_in_one_session_keeps_the_labels_of_another_on_the_same_folder(folder: Path) -> None:
+    first, second = LabellingSession.open(folder), LabellingSession.open(folder)
+    first.label("_b.png", "AB12")  # creates labels.csv
+    second.label("_c.png", "CD34")
+    first.undo()
+    assert read_manifest(folder / "labels.csv") == {"OLD1_1.png": "OLD1", "_c.png": "CD34"}
+
+
+@pytest.mark.parametrize("write", ["csv", "rename"])
+def test_an_image_another_session_labelled_meanwhile_is_refused_not_labelled_twice(folder: Path, write: str) -> None:
+    first, second = LabellingSession.open(folder, write=write), LabellingSession.open(folder, write="csv")
+    first.label("_b.png", "AB12")
+    with pytest.raises(MissingFileError, match="labelled meanwhile|no longer"):
+        second.label("_b.png", "XY98")
+    assert second.current().file == "_c.png"
+    second.label("_c.png", "CD34")
+    labels = read_manifest(folder / "labels.csv")  # no file listed twice
+    assert labels["_c.png"] == "CD34" and "XY98" not in labels.values()
+
+
+def _label_all(folder: str, files: list[str], write: str) -> None:
+    """Label ``files`` in a session of its own (run in a separate process)."""
+    session = LabellingSession.open(folder, write=write)
+    for file in files:
+        session.label(file, file.strip("_").removesuffix(".png").upper())
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("write", ["csv", "both"])
+def test_two_processes_labelling_one_folder_at_once_lose_no_label(tmp_path: Path, write: str) -> None:
+    import multiprocessing
+
+    folder = make_folder(tmp_path / "f", {f"_x{index:02d}.png": 0.5 for index in range(36)}, named=("OLD1_1.png",))
+    files = sorted(path.name for path in folder.glob("_x*.png"))
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_label_all, args=(str(folder), files[half::2], write)) for half in (0, 1)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(100)
+        assert worker.exitcode == 0
+    labels = read_manifest(folder / "labels.csv")
+    assert sorted(labels.values()) == sorted(["OLD1", *(name.strip("_").removesuffix(".png").upper() for name in files)])
+    assert all((folder / name).is_file() for name in labels)
+
+
+def test_two_sessions_driven_concurrently_through_the_api_write_every_label(folder: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    many = make_folder(folder.parent / "many", {f"_y{index:02d}.png": 0.5 for index in range(36)})
+    clients = []
+    for _ in range(2):
+        app = FastAPI()
+        install_error_handlers(app, max_upload_bytes=1_000_000)
+        app.include_router(labelling_router(LabellingSession.open(many, write="csv")))
+        clients.append(TestClient(app))
+    files = sorted(path.name for path in many.glob("_y*.png"))
+
+    def label(index: int) -> int:
+        body = {"file": files[index], "label": f"L{index}"}
+        return clients[index % 2].post("/label/api/label", json=body).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(label, range(len(files)))) == {200}
+    assert read_manifest(many / "labels.csv") == {file: f"L{index}" for index, file in enumerate(files)}
 
 
 def test_skip_moves_to_the_back_and_cycles(folder: Path) -> None:
@@ -141,7 +230,9 @@ def test_labelling_an_unqueued_or_vanished_file_is_refused(folder: Path) -> None
     assert session.progress().total == 3
 
 
-@pytest.mark.parametrize("label", ["", " AB", "A B", "a/b", "a\\b", "AB_1", "..", "A\tB", "A\x00", "X" * 65])
+@pytest.mark.parametrize(
+    "label", ["", " AB", "A B", "a/b", "a\\b", "AB_1", "..", "A\tB", "A\x00", "X" * 65, "\U0001f600" * 60]
+)
 def test_bad_labels_are_refused_before_anything_changes(folder: Path, label: str) -> None:
     before = snapshot(folder)
     session = LabellingSession.open(folder, write="both")
@@ -314,7 +405,8 @@ def test_api_label_skip_undo_round_trip(client: TestClient, folder: Path) -> Non
     client.post("/label/api/undo")
     state = client.post("/label/api/undo").json()
     assert state["last"]["action"] == "undo" and state["current"]["file"] == "_b.png"
-    assert snapshot(folder) == before
+    assert images(snapshot(folder)) == images(before)
+    assert read_manifest(folder / "labels.csv") == {"OLD1_1.png": "OLD1"}
 
 
 @pytest.mark.parametrize(
@@ -331,6 +423,15 @@ def test_api_refuses_bad_requests_with_json(client: TestClient, request_body: di
     response = client.post("/label/api/label", json=request_body)
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
+
+
+def test_api_refuses_a_label_too_long_for_a_file_name_in_bytes(client: TestClient, folder: Path) -> None:
+    before = snapshot(folder)
+    response = client.post("/label/api/label", json={"file": "_b.png", "label": "\U0001f600" * 64})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_label"
+    assert "bytes" in response.json()["error"]["message"]
+    assert snapshot(folder) == before
+    assert client.post("/label/api/label", json={"file": "_b.png", "label": "\U0001f600" * 59}).status_code == 200
 
 
 def test_api_refuses_images_not_in_the_queue_and_an_empty_undo(client: TestClient) -> None:

@@ -1,4 +1,4 @@
-"""File operations that never lose a file: atomic text writes, moves and creates that refuse to replace.
+"""File operations that never lose a file: atomic text writes, moves and creates that refuse to replace, a lock.
 
 The original auto-labeller deleted an image whenever its new name was taken.
 Everything here that renames or creates a file fails (or picks another name)
@@ -12,6 +12,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import LabelError, MissingFileError
@@ -41,6 +42,22 @@ def write_text_atomically(path: str | os.PathLike[str], text: str) -> None:
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created empty if missing) for the ``with`` block.
+
+    Read-modify-write of a shared file goes inside it: every process (and every
+    thread, each ``with`` opens the file anew) that locks the same path waits
+    for the holder. The kernel drops the lock when its holder exits, even
+    killed, so a crash never leaves it held. POSIX only (``fcntl.flock``).
+    """
+    import fcntl  # here, not at the top: the rest of this module works where fcntl does not exist
+
+    with open(path, "a") as handle:  # "a" creates the file and never truncates it
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
 
 
 def move_without_replacing(source: Path, target: Path) -> None:

@@ -20,8 +20,15 @@ How a label is written (``write``)
     are listed in it, so creating it takes no label away.
 
 Undo takes back the last label or skip of the session: the file gets its old
-name back and ``labels.csv`` its previous bytes (or it is removed again if
-the label created it).
+name back and the row the label added to ``labels.csv`` is taken out again;
+nothing else in the manifest changes (a ``labels.csv`` the label created stays,
+listing the images labelled by name).
+
+Several sessions on one folder (two ``knucaptcha label`` processes, or a
+person editing ``labels.csv`` meanwhile) lose nothing: every write holds an
+exclusive lock on ``.labels.lock`` in the folder and re-reads ``labels.csv``
+inside it, so each change applies to the manifest as it is then. An image
+another session labelled meanwhile is refused, not labelled twice.
 """
 
 from __future__ import annotations
@@ -38,8 +45,8 @@ from typing import TYPE_CHECKING
 from .ctc import ReadOptions
 from .errors import ConfigError, LabelError, MissingFileError
 from .evaluate import ProgressCallback
-from .fileops import move_to_free_name, move_without_replacing, write_text_atomically
-from .labels import MANIFEST_NAME, survey_folder, write_manifest
+from .fileops import exclusive_lock, move_to_free_name, move_without_replacing, write_text_atomically
+from .labels import MANIFEST_NAME, read_manifest, survey_folder, write_manifest
 from .prelabels import PRELABELS_NAME, Guess, add_guesses, read_prelabels
 
 if TYPE_CHECKING:
@@ -48,6 +55,10 @@ if TYPE_CHECKING:
 WRITE_MODES: tuple[str, ...] = ("csv", "rename", "both")
 MAX_LABEL_LENGTH = 64
 """Longest label accepted: captcha texts are short, and a label becomes part of a file name."""
+MAX_LABEL_BYTES = 255 - 16
+"""Longest label in UTF-8 bytes: file names hold 255 bytes, and ``rename`` adds ``_<n>.<ext>`` (16 kept for it)."""
+LOCK_NAME = ".labels.lock"
+"""The file whose lock every labelling write holds (hidden, so folder scans skip it)."""
 FORBIDDEN_IN_LABELS = frozenset('/\\:*?"<>|_.,')
 """Path syntax, characters Windows forbids in names, the label separator ``_``, and the CSV comma."""
 
@@ -56,13 +67,17 @@ def check_label(label: str) -> str:
     """Return ``label`` if it can be both a manifest entry and a file name's label.
 
     Raises:
-        LabelError: empty, longer than :data:`MAX_LABEL_LENGTH`, holding
-            whitespace or control characters, or a character of :data:`FORBIDDEN_IN_LABELS`.
+        LabelError: empty, longer than :data:`MAX_LABEL_LENGTH` characters or
+            :data:`MAX_LABEL_BYTES` bytes, holding whitespace or control
+            characters, or a character of :data:`FORBIDDEN_IN_LABELS`.
     """
     if not label:
         raise LabelError("the label is empty")
     if len(label) > MAX_LABEL_LENGTH:
         raise LabelError(f"the label is longer than {MAX_LABEL_LENGTH} characters")
+    size = len(label.encode("utf-8", "surrogatepass"))  # a lone surrogate (JSON allows one) is refused below
+    if size > MAX_LABEL_BYTES:
+        raise LabelError(f"the label is {size} bytes in UTF-8; at most {MAX_LABEL_BYTES} fit in a file name")
     if any(symbol.isspace() or not symbol.isprintable() for symbol in label):
         raise LabelError(f"the label {label!r} holds whitespace or control characters")
     bad = sorted(FORBIDDEN_IN_LABELS & set(label))
@@ -91,20 +106,18 @@ class Progress:
 
 @dataclass(frozen=True)
 class Step:
-    """One action of the session, with what undo needs to take it back exactly.
+    """One action of the session, with what undo needs to take it back.
 
     Attributes:
         item: the image as it was queued.
         label: the label given, or ``None`` for a skip.
         renamed: the image's new name, when it was renamed.
-        manifest_before: ``labels.csv``'s text before the label, or ``None`` if it did not exist.
-        wrote_manifest: whether the label wrote ``labels.csv`` at all.
+        wrote_manifest: whether the label added a row to ``labels.csv``.
     """
 
     item: QueueItem
     label: str | None = None
     renamed: str | None = None
-    manifest_before: str | None = None
     wrote_manifest: bool = False
 
 
@@ -113,6 +126,8 @@ class LabellingSession:
 
     Safe to call from several threads (the web server's worker pool): every
     action holds one lock, so two clicks never race on a file or the manifest.
+    Writes also hold the folder's lock file (:data:`LOCK_NAME`), so another
+    session on the same folder, in this process or another, cannot race either.
     """
 
     def __init__(self, folder: Path, write: str, queue: list[QueueItem], total: int):
@@ -192,23 +207,28 @@ class LabellingSession:
         """Give the queued image ``file`` its ``label``, writing as :attr:`write` says.
 
         Raises:
-            LabelError: the label is invalid, or the file cannot be renamed safely.
-            MissingFileError: ``file`` is not queued, or vanished from the folder.
+            LabelError: the label is invalid, ``labels.csv`` is malformed, or the
+                file cannot be renamed safely.
+            MissingFileError: ``file`` is not queued, vanished from the folder,
+                or was labelled in ``labels.csv`` meanwhile (another session).
         """
         check_label(label)
-        with self._lock:
+        with self._lock, exclusive_lock(self.folder / LOCK_NAME):
             item = self._queued(file)
             path = self.folder / file
             if not path.is_file():
                 del self._pending[file]
                 self._total -= 1
                 raise MissingFileError(f"{file} is no longer in {self.folder}")
+            manifest = self.folder / MANIFEST_NAME
+            before = manifest.read_text(encoding="utf-8") if manifest.is_file() else None
+            if before is not None and file in read_manifest(manifest):
+                del self._pending[file]  # still counted: it has a label now, just not from this session
+                raise MissingFileError(f"{file} was labelled meanwhile, in {MANIFEST_NAME} (another session?)")
             renamed = None
             if self.write in ("rename", "both"):
                 suffix = path.suffix
                 renamed = move_to_free_name(path, lambda: _numbered(label, suffix)).name
-            manifest = self.folder / MANIFEST_NAME
-            before = manifest.read_text(encoding="utf-8") if manifest.is_file() else None
             wrote = self.write in ("csv", "both") or before is not None
             if wrote:
                 try:
@@ -217,7 +237,7 @@ class LabellingSession:
                     if renamed is not None:
                         move_without_replacing(self.folder / renamed, path)
                     raise
-            step = Step(item, label, renamed, before, wrote)
+            step = Step(item, label, renamed, wrote)
             del self._pending[file]
             self._forget_skip(file)
             self._history.append(step)
@@ -240,25 +260,27 @@ class LabellingSession:
         """Take back the last label or skip; the image is queued again and shown next.
 
         Raises:
-            LabelError: there is nothing to undo, or the old name has been taken
-                by another file meanwhile (nothing is changed then).
+            LabelError: there is nothing to undo, the old name has been taken
+                by another file meanwhile, or ``labels.csv`` is no longer
+                readable (nothing is changed then).
         """
-        with self._lock:
+        with self._lock, exclusive_lock(self.folder / LOCK_NAME):
             if not self._history:
                 raise LabelError("there is nothing to undo")
             step = self._history[-1]
             file = step.item.file
+            manifest = self.folder / MANIFEST_NAME
+            after = None
+            if step.wrote_manifest and manifest.is_file():  # gone or unlisted: someone took the label back already
+                read_manifest(manifest)  # a malformed manifest stops the undo before anything changes
+                after = _without_row(manifest.read_text(encoding="utf-8"), step.renamed or file)
             if step.renamed is not None:
                 try:
                     move_without_replacing(self.folder / step.renamed, self.folder / file)
                 except FileExistsError:
                     raise LabelError(f"cannot undo: {file} exists again, so {step.renamed} keeps its name") from None
-            if step.wrote_manifest:
-                manifest = self.folder / MANIFEST_NAME
-                if step.manifest_before is None:
-                    manifest.unlink()
-                else:
-                    write_text_atomically(manifest, step.manifest_before)
+            if after is not None:
+                write_text_atomically(manifest, after)
             self._history.pop()
             self._forget_skip(file)
             self._pending[file] = step.item
@@ -285,6 +307,24 @@ class LabellingSession:
         csv.DictWriter(row, fieldnames=header, lineterminator="\n", restval="").writerow({"file": file, "label": label})
         separator = "" if before.endswith("\n") else "\n"
         write_text_atomically(manifest, before + separator + row.getvalue())
+
+
+def _without_row(text: str, file: str) -> str:
+    """The manifest ``text`` without the row that lists ``file``, every other byte as it was.
+
+    Rows are found by parsing, since a quoted extra column may span lines;
+    the lines of other rows are copied untouched.
+    """
+    lines = list(io.StringIO(text, newline=""))  # each with its own line ending, as the file has it
+    rows = csv.reader(lines)
+    header = [name.lstrip("\ufeff") for name in next(rows, [])]
+    column = header.index("file")  # read_manifest has checked the header
+    start = rows.line_num
+    for row in rows:
+        if len(row) > column and row[column] == file:
+            return "".join(lines[:start] + lines[rows.line_num :])
+        start = rows.line_num
+    return text
 
 
 def _numbered(label: str, suffix: str) -> Iterator[str]:

@@ -15,12 +15,15 @@ STARTUP_TIMEOUT = 20.0
 
 
 @contextmanager
-def running(app: Any) -> Iterator[str]:
-    """Serve ``app`` on ``127.0.0.1`` at a port the OS picks; yields the base URL, stops the server after."""
+def running(app: Any, **options: Any) -> Iterator[str]:
+    """Serve ``app`` on ``127.0.0.1`` at a port the OS picks; yields the base URL, stops the server after.
+
+    ``options`` go to ``uvicorn.Config`` (``http=``, ``timeout_keep_alive=``, ...).
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))  # bound before the thread starts, so the port cannot be taken meanwhile
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **options))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + STARTUP_TIMEOUT

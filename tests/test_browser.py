@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -241,6 +242,21 @@ def test_label_page_labels_skips_and_undoes_on_disk(page: Page, site: tuple[str,
     assert read_manifest(folder / "labels.csv") == expected
     images = sorted(path.name for path in folder.glob("*.png"))
     assert images == sorted([*expected, order[2]])  # every file still there, three of them renamed
+
+
+def test_both_pages_work_under_their_content_security_policy(page: Page, site: tuple[str, Path]) -> None:
+    url, _ = site
+    page.add_init_script(
+        "window.violations = [];"
+        "document.addEventListener('securitypolicyviolation', (e) => window.violations.push(e.violatedDirective));"
+    )
+    for path, loaded in (("/", "#sample"), ("/label", "#label-image")):
+        response = page.goto(f"{url}{path}")
+        assert response is not None and "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        expect(page.locator(loaded)).to_have_attribute("src", re.compile("."))
+        page.wait_for_function(f"document.querySelector('{loaded}').complete")
+        assert page.evaluate("window.violations") == [], path
+    expect(page.locator("#label-input")).to_have_css("font-family", re.compile("monospace"))  # label.css applied
 
 
 # --- the example for the real page: examples/fill_knu_captcha.py ---------------------------------

@@ -73,8 +73,10 @@ def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
             image = ImageOps.exif_transpose(image)
     except ImageTooLargeError:
         raise
-    except Image.DecompressionBombError as bomb:
-        raise ImageTooLargeError(f"{name} is too large to decode: {bomb}") from None
+    except Image.DecompressionBombError:  # over Pillow's own, larger limit: its message would quote that one
+        raise ImageTooLargeError(
+            f"{name} is over the limit of {max_pixels:,} pixels (a decompression bomb?)"
+        ) from None
     except UnidentifiedImageError:
         raise ImageError(f"{name} is not an image format that can be read") from None
     except (OSError, SyntaxError, ValueError, EOFError) as broken:

@@ -44,6 +44,7 @@ def label(
     import uvicorn  # FastAPI and uvicorn load only for this command
 
     from ..web.app import create_app
+    from ..web.server import uvicorn_options
     from ..web.settings import ServeSettings, parse_model_option
 
     settings = ServeSettings(
@@ -56,4 +57,12 @@ def label(
     )
     application = create_app(settings)  # scans FOLDER and guesses its labels (once) before the port opens
     console.print(f"labelling {folder}: open http://{host}:{port}/label  (Ctrl+C stops)", highlight=False)
-    uvicorn.run(application, host=host, port=port, access_log=False, server_header=False, log_level="warning")
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        access_log=False,
+        server_header=False,
+        log_level="warning",
+        **uvicorn_options(settings.header_timeout_seconds),
+    )

@@ -50,6 +50,7 @@ def serve(
 
     from ..inference import BUNDLED_MODELS
     from ..web.app import create_app
+    from ..web.server import uvicorn_options
     from ..web.settings import ServeSettings, parse_model_option
 
     settings = ServeSettings(
@@ -67,5 +68,11 @@ def serve(
     console.print(f"serving {names} on {url}  (Ctrl+C stops)", highlight=False)
     # No reloader, no debugger; uvicorn uses uvloop and httptools when they are installed (the serve extra).
     uvicorn.run(
-        application, host=settings.host, port=settings.port, access_log=access_log, server_header=False, log_level="info"
+        application,
+        host=settings.host,
+        port=settings.port,
+        access_log=access_log,
+        server_header=False,
+        log_level="info",
+        **uvicorn_options(settings.header_timeout_seconds),
     )

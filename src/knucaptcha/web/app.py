@@ -17,7 +17,8 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..labelling import LabellingSession
 from .captchas import PracticeCaptchas, captcha_router
-from .errors import install_error_handlers
+from .errors import ServerErrors, install_error_handlers
+from .headers import HeadAsGet, SecurityHeaders
 from .labelling import labelling_router
 from .limits import BodyLimit
 from .registry import ModelRegistry
@@ -44,7 +45,13 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         version=__version__,
         description="Reads text captchas. Errors answer `{\"error\": {\"code\": ..., \"message\": ...}}`.",
     )
-    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    # The last added is the outermost: HEAD becomes GET first, headers are added to every answer
+    # (a 500 too), an unexpected error is answered before it reaches Starlette's plain-text 500.
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes, timeout=settings.body_timeout_seconds)
+    app.add_middleware(ServerErrors)
+    docs = frozenset(path for path in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if path)
+    app.add_middleware(SecurityHeaders, docs_paths=docs)
+    app.add_middleware(HeadAsGet)
     install_error_handlers(app, settings.max_upload_bytes)
     app.include_router(solve_router(models, settings))
     app.include_router(_info_router(models, settings))

@@ -3,15 +3,21 @@
 The library raises specific :class:`~knucaptcha.errors.KnucaptchaError`
 subclasses; here, and only here, they become status codes. Framework errors
 (unknown route, bad query parameter, body over the size limit) get the same
-JSON shape, so a client parses one kind of error body.
+JSON shape, so a client parses one kind of error body. So does an error no one
+foresaw (a bug): :class:`ServerErrors` answers it with a JSON 500 that names a
+request id, and logs the traceback under that id.
 """
 
 from __future__ import annotations
+
+import logging
+import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ConfigError, ImageError, ImageTooLargeError, KnucaptchaError, ModelError
 
@@ -28,6 +34,7 @@ _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "upload_too_large",
     415: "unsupported_media_type",
 }
@@ -41,6 +48,10 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+LOGGER = logging.getLogger("knucaptcha.web")
+"""Where unexpected errors are logged, each with its request id and traceback."""
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
@@ -86,3 +97,41 @@ def install_error_handlers(app: FastAPI, max_upload_bytes: int) -> None:
     app.add_exception_handler(KnucaptchaError, library_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+
+
+class ServerErrors:
+    """Answers an exception no handler took with a JSON 500 naming a request id, and logs its traceback.
+
+    Without it Starlette answers such a bug with a plain-text ``Internal Server
+    Error`` that a client cannot parse as the service's errors and that cannot
+    be matched to a log line. The id goes in the body's message and in an
+    ``X-Request-ID`` header; the traceback in the ``knucaptcha.web`` log. If the
+    response had already started, nothing more can be sent: the error is
+    raised on for the server to log and close the connection.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            if started:
+                raise
+            request_id = uuid.uuid4().hex
+            LOGGER.exception("request %s failed: %s %s", request_id, scope["method"], scope["path"])
+            message = f"an unexpected error on the server; the log of request {request_id} has the details"
+            response = error_response(500, "internal_error", message)
+            response.headers["X-Request-ID"] = request_id
+            await response(scope, receive, send)

@@ -58,6 +58,11 @@ class ServeSettings:
         max_pixels: largest image (width × height) decoded; more is answered 400.
         max_batch_files: most images in one ``/v1/solve/batch`` request.
         max_beam_width: largest ``beam`` a request may ask for.
+        header_timeout_seconds: a connection whose request headers are not
+            complete this long after it opened (or after its last response)
+            is closed: slow clients cannot hold connections (slowloris).
+        body_timeout_seconds: a request body not received in full this long
+            after its headers is answered 408 and its connection closed.
         captcha_style: generator style ``/captcha`` draws.
         captcha_difficulty: its difficulty preset (``exact``: the real captcha's look; ``mixed`` varies per image).
         captcha_seed: seed of ``/captcha``'s image stream; None draws a random
@@ -84,6 +89,8 @@ class ServeSettings:
     max_pixels: int = 1024 * 1024
     max_batch_files: int = 64
     max_beam_width: int = 32
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
     captcha_style: str = "knu"
     captcha_difficulty: str = "exact"
     captcha_seed: int | None = None
@@ -126,10 +133,9 @@ class ServeSettings:
             raise ConfigError(
                 f"captcha_difficulty must be one of {', '.join(DIFFICULTIES)}, not {self.captcha_difficulty!r}"
             )
-        if isinstance(self.captcha_ttl_seconds, bool) or not isinstance(self.captcha_ttl_seconds, (int, float)):
-            raise ConfigError(f"captcha_ttl_seconds must be a number, not {self.captcha_ttl_seconds!r}")
-        if not 0 < self.captcha_ttl_seconds <= 86_400:
-            raise ConfigError(f"captcha_ttl_seconds must lie in (0, 86400], not {self.captcha_ttl_seconds}")
+        _check_seconds("captcha_ttl_seconds", self.captcha_ttl_seconds, 86_400)
+        _check_seconds("header_timeout_seconds", self.header_timeout_seconds, 3_600)
+        _check_seconds("body_timeout_seconds", self.body_timeout_seconds, 3_600)
         if self.label_write not in WRITE_MODES:
             raise ConfigError(f"label_write must be one of {', '.join(WRITE_MODES)}, not {self.label_write!r}")
 
@@ -151,6 +157,13 @@ class ServeSettings:
             check_keys(ReadOptions, converted["site"])
             converted["site"] = ReadOptions(**converted["site"])
         return cls(**converted)
+
+
+def _check_seconds(name: str, value: object, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number, not {value!r}")
+    if not 0 < value <= high:
+        raise ConfigError(f"{name} must lie in (0, {high}], not {value}")
 
 
 def _check_range(name: str, value: object, low: int, high: int) -> None:

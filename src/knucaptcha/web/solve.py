@@ -29,6 +29,8 @@ from .schemas import BatchFailed, BatchItem, BatchSolved, ErrorBody, ErrorDetail
 from .settings import ServeSettings
 
 _MULTIPART = "multipart/form-data"
+_TEXT_FIELDS = 8
+"""Text fields a form may carry besides its files: a few strays get "no field 'file'", not "Too many fields"."""
 _T = TypeVar("_T")
 
 _IMAGE = {"type": "string", "format": "binary"}
@@ -116,7 +118,7 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
         name, solver = models.get(model)
         _check(options, solver, settings.max_beam_width)
         if _is_multipart(request):
-            async with request.form(max_files=1, max_fields=0) as form:
+            async with request.form(max_files=1, max_fields=_TEXT_FIELDS) as form:
                 upload = await _form_file(form, "file")
         else:
             upload = Upload(await request.body(), None)
@@ -141,7 +143,7 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
         _check(options, solver, settings.max_beam_width)
         if not _is_multipart(request):
             raise ApiError(400, "missing_field", f"send the images as {_MULTIPART} fields named 'files'")
-        async with request.form(max_files=settings.max_batch_files, max_fields=0) as form:
+        async with request.form(max_files=settings.max_batch_files, max_fields=_TEXT_FIELDS) as form:
             uploads = [await _read(item) for item in form.getlist("files")]
         if not uploads:
             raise ApiError(400, "missing_field", "the form has no field 'files'")
@@ -152,7 +154,7 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
         """The original system's API: multipart field `upload_file` → the text it reads, as text/plain.
         A form field `checkonline` answers `success` instead (a liveness probe). Uses the default model,
         read with the site's options (`serve --beam/--symbols/--length`, GET /v1/defaults)."""
-        async with request.form(max_files=1, max_fields=1) as form:
+        async with request.form(max_files=1, max_fields=_TEXT_FIELDS) as form:
             if "checkonline" in form:
                 return PlainTextResponse("success")
             upload = await _form_file(form, "upload_file")

@@ -1,7 +1,10 @@
 """knucaptcha side by side with the captcha solvers a user would pick instead (issue 4).
 
 Every solver reads the same PNG bytes: a freshly generated ``knu`` test set whose
-seed no training run uses, and any labelled folder passed with ``--data``. For
+seed no training run uses, and any labelled folder passed with ``--data``. The
+test set is drawn at ``--difficulty``: ``exact`` (the default) is the real
+captcha's look, ``mixed`` varies around it and is also split into thirds of
+drawn difficulty. For
 each it prints sequence accuracy (case-sensitive and not), character accuracy
 (1 - CER), single-image latency (median and p90, warm, PNG bytes to text),
 batch throughput, and install size, as a Markdown table; ``--json`` keeps it all.
@@ -10,6 +13,7 @@ Set up the peers first (they are never dependencies of knucaptcha)::
 
     benchmarks/setup_peers.sh
     .bench-venv/bin/python benchmarks/compare_peers.py --json out/peers.json
+    .bench-venv/bin/python benchmarks/compare_peers.py --difficulty mixed --json out/peers-mixed.json
     .bench-venv/bin/python benchmarks/compare_peers.py --tflite out/default.tflite   # + a LiteRT row
 """
 
@@ -38,12 +42,14 @@ from peers.tesseract_peer import TesseractPeer
 from peers.whisperer_peer import WhispererPeer
 
 from knucaptcha.errors import KnucaptchaError
+from knucaptcha.generator import DIFFICULTIES
 from knucaptcha.metrics import score
 
 TEST_SEED = 990001  # never used by a training run: keep it out of every training command
 WARMUP = 5
 BATCH = 64
 DIFFICULTY_BANDS = ("difficulty 0-1/3", "difficulty 1/3-2/3", "difficulty 2/3-1")
+DIFFICULTY_NOTES = {"exact": "the real captcha's look", "mixed": "drawn uniformly from [0, 1] per image"}
 FAIRNESS = (
     "The peers are general captcha models: none was trained on KNU-style images, while knucaptcha's "
     "default was trained on the same generator (with other seeds), so the generated rows measure fit to "
@@ -56,7 +62,7 @@ FAIRNESS = (
 
 @dataclass(frozen=True)
 class TestSet:
-    """Labelled PNG bytes; ``groups`` names each image's subset (difficulty), or is empty."""
+    """Labelled PNG bytes; ``groups`` names each image's subset (difficulty band), or is empty."""
 
     name: str
     pngs: list[bytes]
@@ -65,14 +71,18 @@ class TestSet:
 
 
 def generated_set(style_name: str, difficulty: str, count: int, seed: int) -> TestSet:
+    """``count`` ``style_name`` captchas at ``difficulty``; only ``mixed`` is split into bands, since a
+    fixed level draws every image at one difficulty (the whole set is its one band)."""
     from knucaptcha.generator import encode_png, generate_samples, get_style
 
     samples = list(generate_samples(get_style(style_name, difficulty=difficulty), seed, count))
+    note = f" ({DIFFICULTY_NOTES[difficulty]})" if difficulty in DIFFICULTY_NOTES else ""
+    bands = [DIFFICULTY_BANDS[min(2, int(sample.difficulty * 3))] for sample in samples]
     return TestSet(
-        f"generated {style_name} ({difficulty}), {count} images, seed {seed}",
+        f"generated {style_name}, difficulty {difficulty}{note}, {count} images, seed {seed}",
         [encode_png(sample.image) for sample in samples],
         [sample.label for sample in samples],
-        [DIFFICULTY_BANDS[min(2, int(sample.difficulty * 3))] for sample in samples],
+        bands if difficulty == "mixed" else [],
     )
 
 
@@ -244,7 +254,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tflite", help="also a .tflite export on LiteRT (needs knucaptcha's litert extra)")
     parser.add_argument("--data", type=Path, action="append", default=[], help="a labelled folder (repeatable)")
     parser.add_argument("--style", default="knu", help="generator style of the test set (default: knu)")
-    parser.add_argument("--difficulty", default="mixed", help="generator difficulty preset (default: mixed)")
+    parser.add_argument("--difficulty", default="exact", choices=DIFFICULTIES,
+                        help="generator difficulty of the test set (default: exact, the real captcha's look; "
+                             "mixed adds a split by difficulty band)")
     parser.add_argument("--count", type=int, default=2000, help="generated test images; 0 for none (default 2000)")
     parser.add_argument("--seed", type=int, default=TEST_SEED, help=f"test-set seed (default {TEST_SEED})")
     parser.add_argument("--alphabet", help="Tesseract whitelist and ddddocr range (default: the model's charset)")
@@ -272,6 +284,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("versions: " + ", ".join(f"{name} {version}" for name, version in env["versions"].items()))
         print(f"command: {env['command']}")
         print(f"ONNX Runtime threads: {args.threads or 'each tool decides'}")
+        if args.count > 0:
+            note = DIFFICULTY_NOTES.get(args.difficulty)
+            print(f"generated test set: style {args.style}, difficulty {args.difficulty}"
+                  + (f" ({note})" if note else ""))
         results = []
         for test_set in test_sets:
             rows = [measure(peer, test_set) for peer in peers]

@@ -119,3 +119,16 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, trained_style: Style
         return trainer.fit().run_dir / ONNX_NAME
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def exported_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight ``fast`` CRNN over the KNU charset, written by :func:`knucaptcha.train.export_onnx`
+    as training writes ``model.onnx`` (so it stores the SHA-256 of its weights). Skipped without torch."""
+    torch = pytest.importorskip("torch")
+    from knucaptcha.train import CRNN, export_onnx, preset
+
+    spec = ModelSpec(Charset(DIGITS_UPPER), PreprocessSpec(), max_length=4)
+    torch.manual_seed(0)
+    model = CRNN(preset("fast"), spec).eval()
+    return export_onnx(model, spec, tmp_path_factory.mktemp("exported") / "model.onnx", {"knucaptcha.preset": "fast"})

@@ -17,6 +17,7 @@ from knucaptcha.errors import ConfigError, ImageError, MissingFileError, ModelEr
 from knucaptcha.inference import Solver
 from knucaptcha.preprocess import to_batch
 from knucaptcha.spec import METADATA_PREFIX, PreprocessSpec
+from model_files import with_metadata
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +139,70 @@ def test_a_model_from_a_newer_format_is_refused(linear_model: Path, tmp_path: Pa
 
     with pytest.raises(ModelError, match="newer"):
         Solver.load(path)
+
+
+@pytest.mark.parametrize("version", ["0", "-1"])
+def test_a_format_version_below_the_first_is_refused(linear_model: Path, tmp_path: Path, version: str) -> None:
+    path = with_metadata(linear_model, tmp_path / "unknown.onnx", {f"{METADATA_PREFIX}format": version})
+
+    with pytest.raises(ModelError, match=f"unknown.onnx: unknown model format {version}"):
+        Solver.load(path)
+
+
+@pytest.mark.parametrize("symbols", [DIGITS_UPPER[:-1], DIGITS_UPPER + "abc"], ids=["shorter", "longer"])
+def test_a_charset_that_does_not_match_the_output_is_refused_at_load(
+    exported_model: Path, tmp_path: Path, symbols: str
+) -> None:
+    # The crafted file: solve --symbols then died in numpy, and a shorter charset read '?' silently.
+    path = with_metadata(exported_model, tmp_path / "mismatched.onnx", {f"{METADATA_PREFIX}charset": symbols})
+
+    with pytest.raises(ModelError, match=rf"mismatched.onnx: the model outputs 37 classes per frame, but the charset "
+                       rf"in its metadata has {len(symbols)} symbols, {len(symbols) + 1} classes with the blank"):
+        Solver.load(path)
+    with pytest.raises(ModelError, match="37 classes"):
+        Solver.load(path, verify=False)  # not a digest matter: the weights are the exported ones
+
+
+def test_an_input_shape_other_than_the_preprocessing_makes_is_refused(exported_model: Path, tmp_path: Path) -> None:
+    taller = '{"binarize": true, "height": 40, "mode": "alpha", "threshold": 0, "width": 140}'
+    path = with_metadata(exported_model, tmp_path / "taller.onnx", {f"{METADATA_PREFIX}preprocess": taller})
+
+    with pytest.raises(ModelError, match=r"taller.onnx: the model takes inputs of shape \(\?, 1, 35, 140\), but the "
+                       r"preprocessing in its metadata makes \(batch, 1, 40, 140\)"):
+        Solver.load(path)
+
+
+@pytest.mark.parametrize("symbols, accepted", [(DIGITS_UPPER, True), ("0123", False)])
+def test_an_output_whose_classes_the_file_leaves_open_is_measured(
+    linear_model: Path, tmp_path: Path, symbols: str, accepted: bool
+) -> None:
+    model = onnx.load(str(linear_model))
+    model.graph.output[0].type.tensor_type.shape.dim[2].dim_param = "classes"  # no longer a number
+    path = with_metadata(linear_model, tmp_path / "open.onnx", {f"{METADATA_PREFIX}charset": symbols})
+    helper.set_model_props(model, {p.key: p.value for p in onnx.load(str(path)).metadata_props})
+    onnx.save(model, str(path))
+
+    if accepted:
+        assert Solver.load(path).spec.charset.symbols == symbols
+    else:
+        with pytest.raises(ModelError, match="open.onnx: the model outputs 37 classes per frame"):
+            Solver.load(path)
+
+
+def test_a_model_taking_more_than_one_input_is_refused(tmp_path: Path) -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["image", "bias"], ["probabilities"])],
+        "two_inputs",
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", 1, 35, 140]) for name in ("image", "bias")],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 140, 37])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, {f"{METADATA_PREFIX}format": "1"})
+    onnx.save(model, str(tmp_path / "two.onnx"))
+
+    with pytest.raises(ModelError, match=r"two.onnx takes the inputs image \(tensor\(float\)\), bias"):
+        Solver.load(tmp_path / "two.onnx")
 
 
 def test_a_file_that_outputs_logits_is_read_through_a_softmax(solver: Solver) -> None:

@@ -34,6 +34,7 @@ CORE = (
     "knucaptcha.errors",
     "knucaptcha.charset",
     "knucaptcha.spec",
+    "knucaptcha.integrity",
     "knucaptcha.preprocess",
     "knucaptcha.ctc",
     "knucaptcha.labels",

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from knucaptcha.cli import app
 from knucaptcha.errors import ModelError
 from knucaptcha.generator import generate_samples, get_style
 from knucaptcha.inference import Solver, resolve_model
+from knucaptcha.integrity import WEIGHTS_KEY
 from knucaptcha.quantize import QUANTIZATION, QUANTIZATION_CALIBRATED, QUANTIZATION_KEY, quantize_int8
 from knucaptcha.spec import ModelSpec, PreprocessSpec
 
@@ -65,7 +67,8 @@ def test_int8_keeps_metadata_shrinks_and_loads(random_run: Path, tmp_path: Path)
     out = quantize_int8(source, tmp_path / "m.int8.onnx")
     original, quantized = Solver.load(source), Solver.load(out)
     assert quantized.spec == original.spec
-    assert quantized.metadata == {**original.metadata, QUANTIZATION_KEY: QUANTIZATION}
+    assert quantized.metadata == {**original.metadata, QUANTIZATION_KEY: QUANTIZATION, WEIGHTS_KEY: ANY}
+    assert quantized.metadata[WEIGHTS_KEY] != original.metadata[WEIGHTS_KEY]  # its own int8 weights' digest
     assert out.stat().st_size < 0.6 * source.stat().st_size
     inputs = (np.random.default_rng(0).random((6, 1, 35, 140)) > 0.8).astype(np.float32)
     # int8 weights move the probabilities a little, never far.
@@ -220,6 +223,27 @@ def test_tflite_metadata_round_trip_and_foreign_files(tflite_pair: tuple[Path, P
     truncated.write_bytes(content[: len(content) // 3])
     with pytest.raises(ModelError, match="truncated.tflite"):
         Solver.load(truncated)
+
+
+def test_tflite_stores_the_digest_of_its_weights_and_a_flipped_bit_is_refused(
+    tflite_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import ai_edge_litert.schema_py_generated as schema
+
+    from knucaptcha.litert import embed_metadata, read_metadata, weights_digest
+
+    content = tflite_pair[0].read_bytes()
+    assert read_metadata(content)[WEIGHTS_KEY] == weights_digest(content)
+    assert weights_digest(embed_metadata(content, {"knucaptcha.note": "x"})) == weights_digest(content)
+    model = schema.Model.GetRootAs(content, 0)
+    largest = max((model.Buffers(i).DataAsNumpy() for i in range(1, model.BuffersLength())), key=np.size)
+    start = content.index(largest.tobytes())
+    flipped = bytearray(content)
+    flipped[start + largest.size // 2] ^= 0x01
+    (tmp_path / "flipped.tflite").write_bytes(bytes(flipped))
+    with pytest.raises(ModelError, match=r"flipped.tflite: its weights do not match the SHA-256 stored at export"):
+        Solver.load(tmp_path / "flipped.tflite")
+    assert Solver.load(tmp_path / "flipped.tflite", verify=False).spec == Solver.load(tflite_pair[0]).spec
 
 
 def test_tflite_without_runtime_says_which_extra(tflite_pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from knucaptcha.cli import app
 from knucaptcha.generator import Style, write_dataset
 from knucaptcha.inference import Solver
+from model_files import flip_weight_bit, with_metadata
 
 runner = CliRunner()
 
@@ -236,6 +237,30 @@ def test_errors_are_one_line_and_exit_2(
         assert result.stdout == ""
         assert result.stderr.startswith("error: ") and message in result.stderr
         assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("broken", ["charset", "weights"])
+def test_a_model_that_does_not_match_itself_is_one_error_line_and_exit_2(
+    broken: str, exported_model: Path, captcha_folder: Path, tmp_path: Path
+) -> None:
+    # The issue: a charset shorter than the output made `solve --symbols` die with a numpy traceback.
+    if broken == "charset":
+        shorter = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXY"
+        model = with_metadata(exported_model, tmp_path / "bad.onnx", {"knucaptcha.charset": shorter})
+        message = "bad.onnx: the model outputs 37 classes per frame, but the charset in its metadata has 35 symbols"
+    else:
+        model = flip_weight_bit(exported_model, tmp_path / "bad.onnx")
+        message = "bad.onnx: its weights do not match the SHA-256 stored at export"
+    image = next(captcha_folder.glob("*.png"))
+
+    for extra in ([], ["--symbols", "0123456789"], ["--json"]):
+        result = solve(image, "-m", model, *extra)
+
+        assert result.exit_code == 2 and result.stdout == ""
+        assert result.stderr.startswith(f"error: {tmp_path}") and message in result.stderr
+        assert result.stderr.count("\n") == 1
+    skipped = solve(image, "-m", model, "--no-verify")
+    assert (skipped.exit_code, skipped.stdout.count("\t")) == ((2, 0) if broken == "charset" else (0, 2))
 
 
 def test_a_zero_batch_size_is_a_usage_error(linear_model: Path, captcha_folder: Path) -> None:

@@ -55,6 +55,7 @@ def test_metadata_missing_a_key(missing: str) -> None:
     [
         ("format", "one", "malformed"),
         ("format", str(FORMAT_VERSION + 1), "newer"),
+        ("format", "0", "unknown model format 0"),
         ("preprocess", "{not json", "malformed"),
         ("preprocess", json.dumps({"mode": "alpha", "colour": True}), "unknown PreprocessSpec keys: colour"),
         ("preprocess", json.dumps({"mode": "sepia"}), "mode"),

@@ -1,5 +1,6 @@
-"""The service under careless and hostile clients: unexpected errors, HEAD, security headers, stray form fields,
-bombs, and slow clients (headers and bodies sent a byte at a time) against a real uvicorn on loopback."""
+"""The service under careless and hostile clients: unexpected errors, models that do not match themselves, HEAD,
+security headers, stray form fields, bombs, and slow clients (headers and bodies sent a byte at a time) against a
+real uvicorn on loopback."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from knucaptcha.cli import app as cli
-from knucaptcha.errors import ConfigError, ImageTooLargeError
+from knucaptcha.charset import DIGITS_UPPER
+from knucaptcha.errors import ConfigError, ImageTooLargeError, ModelError
 from knucaptcha.inference import Solver
 from knucaptcha.preprocess import MAX_PIXELS, load_image
 from knucaptcha.web import ServeSettings, create_app
 from knucaptcha.web.headers import DOCS_POLICY, PAGE_POLICY
 from knucaptcha.web.server import KEEP_ALIVE_SECONDS, header_deadline_protocol
 from live_server import running
+from model_files import flip_weight_bit, with_metadata
 from test_web_api import bomb_png, error_of
 
 
@@ -64,6 +67,50 @@ def test_an_unexpected_error_is_a_json_500_with_a_request_id_and_a_logged_traceb
     (record,) = [record for record in caplog.records if request_id in record.getMessage()]
     assert record.exc_info is not None and "broadcast" in str(record.exc_info[1])
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+# --- models that do not match themselves ---------------------------------------------------------
+
+
+@pytest.fixture
+def bad_models(exported_model: Path, tmp_path: Path) -> dict[str, Path]:
+    """The issue's crafted files: a charset one symbol short of the output, and one flipped weight bit."""
+    return {
+        "charset": with_metadata(exported_model, tmp_path / "short.onnx", {"knucaptcha.charset": DIGITS_UPPER[:-1]}),
+        "weights": flip_weight_bit(exported_model, tmp_path / "flipped.onnx"),
+    }
+
+
+@pytest.mark.parametrize("broken, message", [("charset", "outputs 37 classes per frame"), ("weights", "SHA-256")])
+def test_the_service_refuses_to_start_with_a_model_that_does_not_match_itself(
+    bad_models: dict[str, Path], broken: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    path = bad_models[broken]
+    with pytest.raises(ModelError, match=rf"{path.name}: .*{message}"):
+        create_app(ServeSettings(models=(("good", "default"), ("bad", str(path)))))
+    monkeypatch.setattr(uvicorn, "run", lambda *_, **__: pytest.fail("the port opened"))
+    result = CliRunner().invoke(cli, ["serve", "--model", str(path)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"error: {path}") and message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_with_verify_off_the_service_serves_a_model_whose_weights_changed(
+    bad_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    settings = ServeSettings(models=(("flipped", str(bad_models["weights"])),), verify_models=False, captcha_seed=0)
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/v1/solve", files={"file": ("a.png", open_png())})
+    assert response.status_code == 200 and response.json()["model"] == "flipped"
+    runs: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_: runs.append(app))
+    result = CliRunner().invoke(cli, ["serve", "--model", str(bad_models["weights"]), "--no-verify"])
+    assert result.exit_code == 0 and len(runs) == 1, result.output
+    with pytest.raises(ConfigError, match="verify_models must be true or false"):
+        ServeSettings(verify_models="no")  # type: ignore[arg-type]
 
 
 # --- HEAD and security headers ---------------------------------------------------------------------

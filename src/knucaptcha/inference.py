@@ -9,8 +9,9 @@ whole web app.
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -21,8 +22,8 @@ import onnxruntime as ort
 
 from . import litert  # light: it imports the LiteRT runtime only when a .tflite file is opened
 from .ctc import Prediction, ReadOptions, decode, softmax, stored_read_length
-from .errors import ConfigError, MissingFileError, ModelError
-from .fileops import file_digest
+from .errors import CharsetError, ConfigError, MissingFileError, ModelError
+from .integrity import WEIGHTS_KEY, check_weights, onnx_weights_digest
 from .preprocess import ImageSource, to_batch
 from .spec import METADATA_PREFIX, OUTPUT_KEY, ModelSpec
 
@@ -59,7 +60,14 @@ def resolve_model(model: ModelRef | None = None) -> Path:
 
 
 class Backend(Protocol):
-    """What a :class:`Solver` runs: preprocessed inputs ``(N, 1, H, W)`` to the model's output ``(N, T, C)``."""
+    """What a :class:`Solver` runs: preprocessed inputs ``(N, 1, H, W)`` to the model's output ``(N, T, C)``.
+
+    ``input_shape`` and ``output_shape`` are the shapes the file declares,
+    None for a dimension it leaves open (such as the batch).
+    """
+
+    input_shape: tuple[int | None, ...]
+    output_shape: tuple[int | None, ...]
 
     def run(self, inputs: np.ndarray) -> np.ndarray: ...
 
@@ -69,8 +77,10 @@ class OnnxBackend:
 
     def __init__(self, session: ort.InferenceSession):
         self._session = session
-        self._input = session.get_inputs()[0].name
-        self._output = session.get_outputs()[0].name
+        source, target = session.get_inputs()[0], session.get_outputs()[0]
+        self._input, self._output = source.name, target.name
+        self.input_shape = _declared(source.shape)
+        self.output_shape = _declared(target.shape)
 
     @classmethod
     def open(cls, path: Path, threads: int = 1) -> tuple[OnnxBackend, dict[str, str]]:
@@ -82,6 +92,10 @@ class OnnxBackend:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own untyped Fail/InvalidGraph errors
             raise ModelError(f"{path} is not a loadable ONNX model: {str(error).splitlines()[0]}") from None
+        inputs = session.get_inputs()
+        if len(inputs) != 1 or inputs[0].type != "tensor(float)":
+            described = ", ".join(f"{source.name} ({source.type})" for source in inputs)
+            raise ModelError(f"{path} takes the inputs {described}; a knucaptcha model takes one float image tensor")
         return cls(session), dict(session.get_modelmeta().custom_metadata_map)
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
@@ -93,7 +107,7 @@ class Solver:
 
     Build it with :meth:`load`. The model's own metadata says how to
     preprocess and decode, so nothing else needs configuring. ``name`` is what
-    messages call it; ``digest``, the SHA-256 of the model file, tells one
+    messages call it; ``digest``, the SHA-256 of the whole model file, tells one
     model from another, so that what it read can be cached and redone when it changes.
     ``read_length`` is the number of symbols the file says it reads when a
     caller gives no ``length`` (None: any number; see :meth:`resolve_options`).
@@ -113,8 +127,15 @@ class Solver:
         self._needs_softmax = metadata.get(OUTPUT_KEY, "logits") == "logits"
 
     @classmethod
-    def load(cls, model: ModelRef | None = None, *, threads: int = 1) -> Solver:
+    def load(cls, model: ModelRef | None = None, *, threads: int = 1, verify: bool = True) -> Solver:
         """Load a model file or a bundled model by name (default: the shipped ``default``).
+
+        The file is checked against itself before it is used: its metadata's
+        format version must be one this version reads, its input must be the
+        image shape its preprocessing makes and its output must have one class
+        per charset symbol plus the blank (:func:`check_shapes`). With
+        ``verify``, the weights must also match the SHA-256 stored at export
+        (:mod:`knucaptcha.integrity`); files without one load unchecked.
 
         Args:
             model: a path to a ``.onnx`` file or a ``.tflite`` file (run with
@@ -123,17 +144,22 @@ class Solver:
                 One is the default: a captcha is too small to split, and on a
                 busy 2-core machine a second thread made the p90 latency 10×
                 worse and halved batch throughput.
+            verify: check the weights against the digest stored at export;
+                False loads a file whose weights were changed on purpose.
 
         Raises:
             MissingFileError: the path does not exist.
-            ModelError: the file is not a loadable model, or not one of knucaptcha's.
+            ModelError: the file is not a loadable model, not one of knucaptcha's,
+                does not match its own metadata, or (with ``verify``) is corrupt.
         """
         path = resolve_model(model)
+        content = path.read_bytes()
+        weights_digest: Callable[[bytes], str]
         if litert.is_tflite(path):
-            kind = "TFLite"
+            kind, weights_digest = "TFLite", litert.weights_digest
             backend, metadata = litert.LiteRtBackend.open(path, threads)
         else:
-            kind = "ONNX"
+            kind, weights_digest = "ONNX", onnx_weights_digest
             backend, metadata = OnnxBackend.open(path, threads)
         if not any(key.startswith(METADATA_PREFIX) for key in metadata):
             raise ModelError(f"{path} is a {kind} model but not a knucaptcha model (no knucaptcha metadata)")
@@ -141,9 +167,18 @@ class Solver:
             raise ModelError(f"{path}: unknown model output {metadata[OUTPUT_KEY]!r} (logits or probabilities)")
         name = path.stem if model is None or not isinstance(model, str) or model not in BUNDLED_MODELS else model
         try:
-            return cls(backend, ModelSpec.from_metadata(metadata), metadata, name, file_digest(path))
-        except ConfigError as error:
+            spec = ModelSpec.from_metadata(metadata)
+            solver = cls(backend, spec, metadata, name, hashlib.sha256(content).hexdigest())
+        except (ConfigError, CharsetError) as error:
             raise ModelError(f"{path}: {error}") from None
+        check_shapes(backend, spec, path)
+        if verify and WEIGHTS_KEY in metadata:
+            try:
+                actual = weights_digest(content)
+            except ModelError as error:
+                raise ModelError(f"{path}: {error}") from None
+            check_weights(path, metadata, actual)
+        return solver
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
         """Per-frame class probabilities ``(N, T, C)`` for preprocessed inputs ``(N, 1, H, W)``."""
@@ -210,3 +245,57 @@ class Solver:
         if options.length is not None or self.read_length is None:
             return options
         return replace(options, length=self.read_length)
+
+
+def check_shapes(backend: Backend, spec: ModelSpec, path: Path) -> None:
+    """Refuse a model whose input or output does not fit its own metadata.
+
+    The input must be ``(batch, 1, height, width)`` as ``spec.preprocess``
+    makes it, and the output ``(batch, frames, classes)`` with one class per
+    charset symbol plus the blank: a charset that does not match the output
+    would otherwise misread or fail at the first solve. Dimensions the file
+    leaves open are taken on trust, except the output's: one run on a blank
+    image measures them.
+
+    Raises:
+        ModelError: naming ``path`` and both shapes.
+    """
+    height, width = spec.preprocess.height, spec.preprocess.width
+    if not _fits(backend.input_shape, (None, 1, height, width)):
+        raise ModelError(
+            f"{path}: the model takes inputs of shape {_shown(backend.input_shape)}, but the preprocessing in "
+            f"its metadata makes (batch, 1, {height}, {width})"
+        )
+    output = backend.output_shape
+    if len(output) != 3 or output[-1] is None:
+        output = _probe(backend, spec, path)
+    if len(output) != 3:
+        raise ModelError(f"{path}: the model outputs shape {_shown(output)}, not (batch, frames, classes)")
+    symbols = len(spec.charset)
+    if output[-1] != spec.charset.num_classes:
+        raise ModelError(
+            f"{path}: the model outputs {output[-1]} classes per frame, but the charset in its metadata has "
+            f"{symbols} symbols, {symbols + 1} classes with the blank; the metadata belongs to another model"
+        )
+
+
+def _declared(shape: Sequence[object] | None) -> tuple[int | None, ...]:
+    """A runtime's declared shape with every open dimension (a name, None, or -1) as None."""
+    return tuple(dim if isinstance(dim, int) and dim >= 0 else None for dim in shape or ())
+
+
+def _fits(shape: tuple[int | None, ...], expected: tuple[int | None, ...]) -> bool:
+    return len(shape) == len(expected) and all(a is None or b is None or a == b for a, b in zip(shape, expected))
+
+
+def _shown(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("?" if dim is None else str(dim) for dim in shape) + ")"
+
+
+def _probe(backend: Backend, spec: ModelSpec, path: Path) -> tuple[int | None, ...]:
+    """The output shape of one run on a blank image, for a file that leaves it open."""
+    blank = np.zeros((1, 1, spec.preprocess.height, spec.preprocess.width), np.float32)
+    try:
+        return tuple(backend.run(blank).shape)
+    except Exception as error:  # onnxruntime raises its own untyped errors
+        raise ModelError(f"{path}: the model does not run on a blank image: {str(error).splitlines()[0]}") from None

@@ -11,6 +11,7 @@ Needs the ``litert`` extra (``ai-edge-litert``); never torch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Mapping
@@ -62,6 +63,37 @@ def read_metadata(content: bytes) -> dict[str, str]:
     return {}
 
 
+def weights_digest(content: bytes) -> str:
+    """The hex SHA-256 of the constant data of every tensor in a ``.tflite`` flatbuffer ``content``.
+
+    Each buffer a tensor refers to is hashed as its index and its bytes,
+    lengths first, in index order; the metadata's own buffers are not among
+    them, so :func:`embed_metadata` leaves the digest unchanged.
+
+    Raises:
+        ModelError: the file names a buffer it does not hold.
+    """
+    schema = _runtime()
+    model = schema.Model.GetRootAs(content, 0)
+    indices = {
+        model.Subgraphs(graph).Tensors(tensor).Buffer()
+        for graph in range(model.SubgraphsLength())
+        for tensor in range(model.Subgraphs(graph).TensorsLength())
+    }
+    digest = hashlib.sha256()
+    for index in sorted(indices - {0}):  # buffer 0 is the empty sentinel of tensors without data
+        if index >= model.BuffersLength():
+            raise ModelError(f"this .tflite file names buffer {index} but holds {model.BuffersLength()}")
+        buffer = model.Buffers(index)
+        if buffer.Offset() > 1:  # stored after the flatbuffer (models over 2 GB)
+            data = content[buffer.Offset() : buffer.Offset() + buffer.Size()]
+        else:
+            data = buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
+        digest.update(index.to_bytes(8, "little") + len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
 def embed_metadata(content: bytes, metadata: Mapping[str, str]) -> bytes:
     """``content`` (a ``.tflite`` flatbuffer) re-packed with ``metadata`` stored under ``knucaptcha``.
 
@@ -109,7 +141,8 @@ class LiteRtBackend:
         (source,) = self._interpreter.get_input_details()
         (target,) = self._interpreter.get_output_details()
         self._input, self._output = source["index"], target["index"]
-        self.input_shape = tuple(int(n) for n in source["shape"])
+        self.input_shape: tuple[int | None, ...] = tuple(int(n) for n in source["shape"])
+        self.output_shape: tuple[int | None, ...] = tuple(int(n) for n in target["shape"])
         self._lock = threading.Lock()
 
     @classmethod

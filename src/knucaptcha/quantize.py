@@ -7,7 +7,7 @@ measured on those images once, and ONNX Runtime runs them as integer
 convolutions (its dynamic ``ConvInteger`` kernel was 2.5× slower than float;
 with static ones, ``benchmarks/compare_peers.py`` read the ``wide`` default 1.45×
 as fast as fp32 on one thread, against 1.1× with float convolutions). The quantized file keeps every ``knucaptcha.*`` metadata key
-and adds ``knucaptcha.quantization``, so it loads in
+and adds ``knucaptcha.quantization`` (and the SHA-256 of its own int8 weights), so it loads in
 :class:`~knucaptcha.inference.Solver` like the original. Needs the ``onnx``
 package (the ``quantize`` extra).
 """
@@ -24,6 +24,7 @@ from pathlib import Path
 from .ctc import ReadOptions, with_read_length
 from .errors import ModelError
 from .inference import Solver
+from .integrity import WEIGHTS_KEY, onnx_weights_digest
 from .preprocess import ImageSource, to_batch
 from .spec import METADATA_PREFIX
 
@@ -101,7 +102,8 @@ def quantize_int8(
         quantize_dynamic(prepared, quantized, list(DYNAMIC_OPS), weight_type=QuantType.QInt8)
         model = onnx.load(str(quantized))
         kind = QUANTIZATION_CALIBRATED if calibration else QUANTIZATION
-        onnx.helper.set_model_props(model, {**metadata, QUANTIZATION_KEY: kind})
+        digest = onnx_weights_digest(model.SerializeToString())  # the int8 weights, not the source's
+        onnx.helper.set_model_props(model, {**metadata, QUANTIZATION_KEY: kind, WEIGHTS_KEY: digest})
         onnx.save(model, str(quantized))
         Solver.load(quantized)
         os.replace(quantized, out)

@@ -156,4 +156,6 @@ class ModelSpec:
             raise ConfigError(
                 f"model format {version} is newer than this knucaptcha reads ({FORMAT_VERSION}); upgrade"
             )
+        if version < 1:
+            raise ConfigError(f"unknown model format {version} (this knucaptcha reads formats 1 to {FORMAT_VERSION})")
         return cls(Charset(symbols), PreprocessSpec.from_dict(preprocess), max_length)

@@ -10,7 +10,7 @@ import typer
 from ..ctc import ReadOptions
 from ..errors import ConfigError
 from .app import app, console, progress
-from .solve import Length, Symbols
+from .solve import Length, Symbols, Verify
 
 EXIT_SHORT = 1
 """Exit status when the run ended with fewer images than asked for (2 means it could not run)."""
@@ -43,6 +43,7 @@ def collect(
     ] = "default",
     symbols: Symbols = None,
     length: Length = None,
+    verify: Verify = True,
 ) -> None:
     """Download COUNT new captchas from URL into OUT, skipping duplicates and anything that is not an image.
 
@@ -71,7 +72,7 @@ def collect(
         if value is not None and not prelabel:
             raise ConfigError(f"{option} restricts --prelabel's guesses; add --prelabel")
     # Fail on a bad model, alphabet or length before downloading anything.
-    solver = Solver.load(model) if prelabel else None
+    solver = Solver.load(model, verify=verify) if prelabel else None
     if solver is not None:
         solver.check_options(options)
     with progress() as bar:

@@ -15,7 +15,7 @@ from ..ctc import ReadOptions
 from ..evaluate import Evaluation, evaluate_folder, render_grid
 from ..labels import scan_folder
 from .app import app, console
-from .solve import EXIT_SOME_FAILED, BatchSize, Beam, Length, Symbols, progress_callback
+from .solve import EXIT_SOME_FAILED, BatchSize, Beam, Length, Symbols, Verify, progress_callback
 
 CONFUSIONS_SHOWN = 10
 
@@ -36,6 +36,7 @@ def evaluate(
     batch_size: BatchSize = 64,
     symbols: Symbols = None,
     length: Length = None,
+    verify: Verify = True,
 ) -> None:
     """Sequence and character accuracy, accuracy per length, confusions and the worst readings.
 
@@ -44,7 +45,7 @@ def evaluate(
     """
     from ..inference import Solver  # ONNX Runtime loads only when a command needs it
 
-    solver = Solver.load(model)
+    solver = Solver.load(model, verify=verify)
     items = scan_folder(folder)
     with progress_callback("evaluating", len(items)) as advance:
         evaluation = evaluate_folder(

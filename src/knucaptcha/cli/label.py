@@ -11,7 +11,7 @@ import typer
 from ..ctc import ReadOptions
 from ..labelling import WRITE_MODES
 from .app import app, console
-from .solve import Length, Symbols
+from .solve import Length, Symbols, Verify
 
 WriteMode = Enum("WriteMode", {mode: mode for mode in WRITE_MODES}, type=str)  # type: ignore[misc]
 """The ``--write`` choices, built from :data:`knucaptcha.labelling.WRITE_MODES` so they cannot drift."""
@@ -31,6 +31,7 @@ def label(
     ] = WriteMode.csv,  # type: ignore[attr-defined]
     symbols: Symbols = None,
     length: Length = None,
+    verify: Verify = True,
 ) -> None:
     """Serve the labelling page for FOLDER at http://HOST:PORT/label.
 
@@ -54,6 +55,7 @@ def label(
         label_dir=folder,
         label_write=write.value,
         site=ReadOptions(symbols=symbols, length=length),
+        verify_models=verify,
     )
     application = create_app(settings)  # scans FOLDER and guesses its labels (once) before the port opens
     console.print(f"labelling {folder}: open http://{host}:{port}/label  (Ctrl+C stops)", highlight=False)

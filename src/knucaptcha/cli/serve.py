@@ -8,7 +8,7 @@ import typer
 
 from ..ctc import ReadOptions
 from .app import app, console
-from .solve import Beam, Length, Symbols
+from .solve import Beam, Length, Symbols, Verify
 
 
 @app.command()
@@ -35,6 +35,7 @@ def serve(
     beam: Beam = 0,
     symbols: Symbols = None,
     length: Length = None,
+    verify: Verify = True,
 ) -> None:
     """Serve the solving API, the demo page, practice captchas and the API docs.
 
@@ -61,6 +62,7 @@ def serve(
         threads=threads,
         captcha_seed=captcha_seed,
         site=ReadOptions(beam, symbols, length),
+        verify_models=verify,
     )
     application = create_app(settings)  # loads the models: a bad one fails here, before the port opens
     names = ", ".join(name for name, _ in settings.models)

@@ -51,6 +51,15 @@ Length = Annotated[
     ),
 ]
 
+Verify = Annotated[
+    bool,
+    typer.Option(
+        "--verify/--no-verify",
+        help="Check the model's weights against the SHA-256 stored in it at export; "
+        "--no-verify loads a file whose weights were changed on purpose.",
+    ),
+]
+
 
 @contextmanager
 def progress_callback(description: str, total: int) -> Iterator[ProgressCallback]:
@@ -99,6 +108,7 @@ def solve(
     batch_size: BatchSize = 64,
     symbols: Symbols = None,
     length: Length = None,
+    verify: Verify = True,
 ) -> None:
     """Read captcha images: prints FILE<TAB>TEXT<TAB>CONFIDENCE per image.
 
@@ -110,7 +120,7 @@ def solve(
 
     if STDIN in images and len(images) > 1:
         raise ConfigError("'-' (one image on standard input) must be the only input")
-    solver = Solver.load(model)
+    solver = Solver.load(model, verify=verify)
     options = ReadOptions(beam, symbols, length)
     if images == [STDIN]:
         results = [SolvedFile(STDIN, solver.read([_stdin_image()], options)[0])]

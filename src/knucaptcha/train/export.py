@@ -2,7 +2,8 @@
 
 The file's metadata is :meth:`ModelSpec.to_metadata` plus any extra
 ``knucaptcha.*`` keys (preset, architecture, training summary, the reading
-length), so :class:`knucaptcha.inference.Solver` needs nothing else.
+length) and the SHA-256 of its weights, so :class:`knucaptcha.inference.Solver`
+needs nothing else and can tell a corrupted file.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 
 from ..ctc import ReadOptions, with_read_length
 from ..errors import ConfigError, ModelError
+from ..integrity import WEIGHTS_KEY, onnx_weights_digest
 from ..spec import METADATA_PREFIX, OUTPUT_KEY, ModelSpec
 from .checkpoint import atomic_write, load_checkpoint
 from .config import ArchConfig
@@ -91,6 +93,7 @@ def export_onnx(
     The graph ends in the softmax (:class:`Probabilities`), so solvers read
     probabilities straight from the runtime.
 
+    The metadata stores the SHA-256 of the weights (:mod:`knucaptcha.integrity`).
     The parity check runs before the file is moved into place, so a model
     that would read differently on ONNX Runtime is never written.
 
@@ -124,7 +127,8 @@ def export_onnx(
             )
         graph = onnx.load(str(temp))
         drop_zero_lstm_states(graph.graph)
-        onnx.helper.set_model_props(graph, metadata)
+        digest = onnx_weights_digest(graph.SerializeToString())  # over the weights only, so storing it keeps it true
+        onnx.helper.set_model_props(graph, {**metadata, WEIGHTS_KEY: digest})
         onnx.save(graph, str(temp))
         check_parity(model, temp, spec)
 

@@ -23,7 +23,8 @@ import torch
 
 from ..errors import ModelError
 from ..inference import Solver
-from ..litert import LiteRtBackend, embed_metadata
+from ..integrity import WEIGHTS_KEY
+from ..litert import LiteRtBackend, embed_metadata, weights_digest
 from ..spec import ModelSpec
 from .checkpoint import atomic_write
 from .export import checkpoint_export_args, model_metadata
@@ -49,8 +50,10 @@ def export_tflite(
 ) -> Path:
     """Write ``model`` to ``path`` as a ``.tflite`` file carrying ``spec`` (and ``extra_metadata``) as metadata.
 
-    The parity check runs before the file is moved into place, so a file
-    that reads differently from PyTorch is never written.
+    The metadata stores the SHA-256 of the tensors' constant data
+    (:func:`knucaptcha.litert.weights_digest`), checked at load. The parity
+    check runs before the file is moved into place, so a file that reads
+    differently from PyTorch is never written.
 
     Raises:
         ModelError: litert-torch is missing, an extra metadata key lacks the
@@ -67,7 +70,7 @@ def export_tflite(
         warnings.filterwarnings("ignore", message="The tensor attributes .* were assigned during export")
         warnings.simplefilter("ignore", FutureWarning)
         content = litert_torch.convert(Probabilities(model), (example,)).model_content()
-    content = embed_metadata(content, metadata)
+    content = embed_metadata(content, {**metadata, WEIGHTS_KEY: weights_digest(content)})
     check_parity(model, content, spec)
 
     def write(temp: Path) -> None:

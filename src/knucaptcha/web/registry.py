@@ -25,12 +25,16 @@ class ModelRegistry:
 
     @classmethod
     def load(cls, settings: ServeSettings) -> ModelRegistry:
-        """Load every model in ``settings`` (raises the solver's MissingFileError / ModelError).
+        """Load every model in ``settings`` (raises the solver's MissingFileError / ModelError), checking
+        their weights unless ``settings.verify_models`` is off.
 
         A site alphabet or length that one of them cannot read is a :class:`ConfigError` here,
         before the service starts, rather than a 400 on every request that uses that model.
         """
-        solvers = {name: Solver.load(reference, threads=settings.threads) for name, reference in settings.models}
+        solvers = {
+            name: Solver.load(reference, threads=settings.threads, verify=settings.verify_models)
+            for name, reference in settings.models
+        }
         for name, solver in solvers.items():
             try:
                 solver.check_options(settings.site)

@@ -79,6 +79,9 @@ class ServeSettings:
             always use these. Every model must be able to follow them. A
             ``length`` of None leaves it to each model's own reading length
             (:attr:`knucaptcha.Solver.read_length`); 0 reads any number.
+        verify_models: check each model's weights against the SHA-256 stored
+            in it at export (see :meth:`knucaptcha.Solver.load`); a corrupt
+            model stops the service from starting.
     """
 
     models: tuple[ModelEntry, ...] = (("default", "default"),)
@@ -99,6 +102,7 @@ class ServeSettings:
     label_dir: Path | None = None
     label_write: str = "csv"
     site: ReadOptions = ReadOptions()
+    verify_models: bool = True
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -136,6 +140,8 @@ class ServeSettings:
         _check_seconds("captcha_ttl_seconds", self.captcha_ttl_seconds, 86_400)
         _check_seconds("header_timeout_seconds", self.header_timeout_seconds, 3_600)
         _check_seconds("body_timeout_seconds", self.body_timeout_seconds, 3_600)
+        if not isinstance(self.verify_models, bool):
+            raise ConfigError(f"verify_models must be true or false, not {self.verify_models!r}")
         if self.label_write not in WRITE_MODES:
             raise ConfigError(f"label_write must be one of {', '.join(WRITE_MODES)}, not {self.label_write!r}")
 

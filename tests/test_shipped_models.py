@@ -22,7 +22,7 @@ from knucaptcha.train.export import checkpoint_export_args
 # name -> (style it reads, charset, max length, preset, the bar at medium difficulty on 300 fresh images)
 SHIPPED = {
     "default": ("knu", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", 4, "wide", 0.92),
-    "knu2021": ("knu2021", "abcdefghkmnprwxy2345678", 5, "fast", 0.97),
+    "knu2021": ("knu2021", "abcdefghkmnprwxy2345678", 4, "fast", 0.99),
 }
 
 
@@ -68,6 +68,11 @@ def test_told_the_length_the_default_reads_more_hard_captchas_and_changes_only_w
     assert score(labels, told).sequence_accuracy > score(labels, plain).sequence_accuracy
     beam = [p.text for p in solver.solve_batch(images[:40], beam_width=4, length=4)]
     assert all(len(text) == 4 for text in beam)
+
+
+def test_each_shipped_model_stores_a_digest_of_its_weights() -> None:
+    for name in SHIPPED:
+        assert len(Solver.load(name).metadata[f"{METADATA_PREFIX}weights_sha256"]) == 64
 
 
 def test_each_shipped_model_stores_the_length_of_its_captchas_and_its_weights_imply_it() -> None:

@@ -179,7 +179,9 @@ def test_beam_width_must_be_positive() -> None:
 
 def test_prediction_to_dict() -> None:
     prediction = Prediction("AB", 0.5, (1.0, 0.5))
-    assert prediction.to_dict() == {"text": "AB", "confidence": 0.5, "char_confidences": [1.0, 0.5]}
+    assert prediction.to_dict() == {"text": "AB", "confidence": 0.5, "char_confidences": [1.0, 0.5], "warnings": []}
+    warned = Prediction("AB", 0.5, (1.0, 0.5), ("the image is opaque",))
+    assert warned.to_dict()["warnings"] == ["the image is opaque"]
 
 
 def test_allowed_classes_keep_the_blank_and_the_given_symbols() -> None:

@@ -71,7 +71,7 @@ def test_solve_files_keeps_order_and_isolates_broken_files(linear_model: Path, b
     good = [result for result in results if result.error is None]
     assert [result.prediction for result in good] == solver.solve_batch([result.path for result in good])
     assert failed[0].to_dict() == {"file": str(paths[1]), "error": str(failed[0].error)}
-    assert set(good[0].to_dict()) == {"file", "text", "confidence", "char_confidences"}
+    assert set(good[0].to_dict()) == {"file", "text", "confidence", "char_confidences", "warnings"}
 
 
 def test_solve_files_rejects_a_zero_batch_size(linear_model: Path, captcha_folder: Path) -> None:
@@ -109,7 +109,7 @@ def test_correctness_worst_and_json(captcha_folder: Path) -> None:
     assert summary["scores"]["confusions"] == [{"expected": "4", "got": "A", "count": 1}]
     assert summary["worst"] == [
         {"file": str(items[3].path), "label": "GH78", "text": "", "confidence": 0.2, "char_confidences": [],
-         "correct": False}
+         "warnings": [], "correct": False}
     ]
     assert [item["text"] for item in summary["items"]] == ["AB12", "CD3A", "EF56", ""]
 

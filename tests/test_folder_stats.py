@@ -51,6 +51,7 @@ def test_stats_of_a_messy_folder(messy_folder: Path) -> None:
     assert stats.vocabulary == "12345ABCDef"
     assert list(stats.sizes.items()) == [((140, 35), 3), ((20, 20), 1), ((150, 40), 1)]
     assert list(stats.modes.items()) == [("L", 2), ("RGBA", 2), ("RGB", 1)]
+    assert stats.transparent == 0  # the RGBA files' alpha is all 255: opaque, as train --data reads them
     assert stats.duplicates == (("AB12.png", "AB12_2.png"),)
     assert stats.unlabelled == ("_9.png",)
     assert stats.missing == ()

@@ -40,6 +40,7 @@ CORE = (
     "knucaptcha.labels",
     "knucaptcha.metrics",
     "knucaptcha.folder_stats",
+    "knucaptcha.folder_spec",
     "knucaptcha.generator",
 )
 """The numpy/Pillow core: must import without any runtime, web or CLI framework."""

@@ -114,7 +114,7 @@ def test_json_is_one_list_of_readings(linear_model: Path, captcha_folder: Path, 
     assert result.exit_code == 0, result.stderr
     readings = json.loads(result.stdout)
     assert [reading["file"] for reading in readings] == [str(path) for path in [paths[3], *paths]]
-    assert all(set(reading) == {"file", "text", "confidence", "char_confidences"} for reading in readings)
+    assert all(set(reading) == {"file", "text", "confidence", "char_confidences", "warnings"} for reading in readings)
     assert readings[0] == {"file": str(paths[3]), **solver.solve(paths[3]).to_dict()}
 
 

@@ -74,7 +74,7 @@ def test_solve_multipart_answers_the_prediction(client: TestClient, captcha: byt
     response = client.post("/v1/solve", files={"file": ("captcha.png", captcha, "image/png")})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"text", "confidence", "char_confidences", "model", "elapsed_ms"}
+    assert set(body) == {"text", "confidence", "char_confidences", "model", "elapsed_ms", "warnings"}
     assert body["text"] == expected and body["model"] == "linear"
     assert len(body["char_confidences"]) == len(expected) and 0 <= body["confidence"] <= 1
     assert body["elapsed_ms"] >= 0

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .charset import Charset
 from .ctc import Prediction, ReadOptions
 from .errors import (
+    ChannelMismatchError,
     CharsetError,
     ConfigError,
     ImageError,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "ChannelMismatchError",
     "Charset",
     "CharsetError",
     "ConfigError",

@@ -33,17 +33,23 @@ class Prediction:
             (for an empty reading, the least certain frame's probability).
         char_confidences: for each character of ``text``, the highest
             probability the model gave it on the frames where it was read.
+        warnings: why the reading may mean nothing although it was made: the
+            image is not of the kind the model was trained on (an opaque image
+            on a model of transparent captchas; see
+            :func:`~knucaptcha.preprocess.channel_mismatch`). Empty when it is.
     """
 
     text: str
     confidence: float
     char_confidences: tuple[float, ...]
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {
             "text": self.text,
             "confidence": self.confidence,
             "char_confidences": list(self.char_confidences),
+            "warnings": list(self.warnings),
         }
 
 
@@ -69,6 +75,11 @@ class ReadOptions:
             :class:`~knucaptcha.Solver` whose file stores a reading length
             (``knucaptcha.read_length``, as the bundled ``default`` stores 4)
             reads that many, any other reads any number (as :func:`decode` does).
+        strict: refuse an image of another kind than the model reads (an opaque
+            image for a model of transparent captchas) with a
+            :class:`~knucaptcha.errors.ChannelMismatchError` instead of reading
+            it with a warning (:attr:`Prediction.warnings`). It never changes
+            what a reading says, so :meth:`describe` leaves it out.
 
     Whether a model can read ``symbols`` and ``length`` depends on the model:
     :meth:`knucaptcha.Solver.check_options` asks.
@@ -76,12 +87,13 @@ class ReadOptions:
     Raises:
         ConfigError: a ``beam_width`` that is not a non-negative integer, a
             ``symbols`` that is not a string, a ``length`` that is not a
-            non-negative integer.
+            non-negative integer, a ``strict`` that is not a bool.
     """
 
     beam_width: int = 0
     symbols: str | None = None
     length: int | None = None
+    strict: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.beam_width, bool) or not isinstance(self.beam_width, int) or self.beam_width < 0:
@@ -92,6 +104,8 @@ class ReadOptions:
             isinstance(self.length, bool) or not isinstance(self.length, int) or self.length < 0
         ):
             raise ConfigError(f"length must be 0 (any), a positive integer or None, not {self.length!r}")
+        if not isinstance(self.strict, bool):
+            raise ConfigError(f"strict must be true or false, not {self.strict!r}")
 
     def check(self, charset: Charset, max_length: int) -> None:
         """Refuse options a model with ``charset``, reading at most ``max_length`` symbols, cannot follow.

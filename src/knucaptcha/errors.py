@@ -30,6 +30,12 @@ class ImageTooLargeError(ImageError):
     """The image's dimensions exceed the allowed limit (decompression bombs)."""
 
 
+class ChannelMismatchError(ImageError):
+    """In strict mode, an image of another kind than the model reads: an opaque image
+    for a model of transparent captchas (alpha channel), or a transparent one whose
+    drawing vanishes on white for a model of opaque ones (gray)."""
+
+
 class MissingFileError(KnucaptchaError, FileNotFoundError):
     """A file or folder the caller named does not exist."""
 

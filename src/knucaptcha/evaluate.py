@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .ctc import Prediction, ReadOptions
-from .errors import ConfigError, ImageError, LabelError, MissingFileError
+from .errors import ChannelMismatchError, ConfigError, ImageError, LabelError, MissingFileError
 from .labels import LabelledImage
 from .metrics import Scores, score
 from .preprocess import load_image, to_input
@@ -49,7 +49,7 @@ class SolvedFile:
     error: ImageError | MissingFileError | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """``{file, text, confidence, char_confidences}``, or ``{file, error}`` for a failure."""
+        """``{file, text, confidence, char_confidences, warnings}``, or ``{file, error}`` for a failure."""
         if self.prediction is None:
             return {"file": str(self.path), "error": str(self.error)}
         return {"file": str(self.path), **self.prediction.to_dict()}
@@ -66,7 +66,9 @@ def solve_files(
     """Read every image file in ``paths`` with ``options``, ``batch_size`` at a time, in the given order.
 
     A file that cannot be decoded (or vanished since it was listed) yields a
-    :class:`SolvedFile` with ``error`` set; the others are still read.
+    :class:`SolvedFile` with ``error`` set; the others are still read. So,
+    with ``options.strict``, does a file of another kind than the model reads
+    (a :class:`~knucaptcha.errors.ChannelMismatchError` naming it).
 
     Raises:
         ConfigError: ``batch_size`` below 1, or options the model cannot follow
@@ -84,14 +86,21 @@ def solve_files(
                 images.append(load_image(path))
             except (ImageError, MissingFileError) as error:
                 failures[path] = error
-        predictions = iter(solver.read(images, options, batch_size=batch_size))
+        predictions = iter(solver.read(images, replace(options, strict=False), batch_size=batch_size))
         results.extend(
-            SolvedFile(path, error=failures[path]) if path in failures else SolvedFile(path, next(predictions))
+            SolvedFile(path, error=failures[path]) if path in failures else _solved(path, next(predictions), options)
             for path in chunk
         )
         if on_progress is not None:
             on_progress(len(chunk))
     return results
+
+
+def _solved(path: Path, prediction: Prediction, options: ReadOptions) -> SolvedFile:
+    """``prediction`` as the outcome for ``path``: an error in strict mode when it carries a channel warning."""
+    if options.strict and prediction.warnings:
+        return SolvedFile(path, error=ChannelMismatchError(f"{path}: {prediction.warnings[0]}"))
+    return SolvedFile(path, prediction)
 
 
 @dataclass(frozen=True)

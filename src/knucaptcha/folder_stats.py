@@ -1,6 +1,7 @@
 """What a labelled folder holds, and what is wrong with it, before anything trains on it.
 
-Counts labels, label lengths and characters, image sizes and modes, and finds
+Counts labels, label lengths and characters, image sizes, modes and
+transparency (what ``knucaptcha train --data`` infers its input from), and finds
 the files that would hurt a run: unreadable images, unlabelled files,
 byte-identical duplicates (which leak between training and validation) and
 manifest entries naming no file. Every image is decoded with
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from .charset import Charset
 from .errors import ImageError, MissingFileError
 from .fileops import file_digest
 from .labels import survey_folder
-from .preprocess import load_image
+from .preprocess import has_alpha, load_image
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``(files done, files in total)`` after each file is examined."""
@@ -47,6 +48,9 @@ class FolderStats:
         vocabulary: the sorted symbols of the labels (:meth:`Charset.from_labels`), or ``""``.
         sizes: ``(width, height)`` -> readable images of that size, most frequent first.
         modes: PIL mode -> readable images in that mode, most frequent first.
+        transparent: readable images with real transparency (some pixel not
+            opaque, :func:`~knucaptcha.preprocess.has_alpha`); an RGBA file
+            whose alpha is all 255 is opaque.
         duplicates: groups of byte-identical readable files, each sorted, ordered by first name.
         unreadable: files that do not decode as images, with the reason.
         unlabelled: image files no label could be found for.
@@ -60,6 +64,7 @@ class FolderStats:
     vocabulary: str
     sizes: dict[tuple[int, int], int]
     modes: dict[str, int]
+    transparent: int
     duplicates: tuple[tuple[str, ...], ...]
     unreadable: tuple[UnreadableFile, ...]
     unlabelled: tuple[str, ...]
@@ -75,6 +80,7 @@ class FolderStats:
             "vocabulary": self.vocabulary,
             "sizes": {f"{width}x{height}": count for (width, height), count in self.sizes.items()},
             "modes": dict(self.modes),
+            "transparent": self.transparent,
             "duplicates": [list(group) for group in self.duplicates],
             "unreadable": [{"name": item.name, "reason": item.reason} for item in self.unreadable],
             "unlabelled": list(self.unlabelled),
@@ -87,8 +93,8 @@ def folder_stats(
 ) -> FolderStats:
     """Examine every image of ``folder``, labelled or not (see :func:`~knucaptcha.labels.survey_folder`).
 
-    Label statistics cover the labelled images that decode; sizes, modes and
-    duplicates cover every image that decodes.
+    Label statistics cover the labelled images that decode; sizes, modes,
+    transparency and duplicates cover every image that decodes.
 
     Raises:
         ConfigError: ``case`` is not one of ``keep``, ``upper``, ``lower``.
@@ -101,6 +107,7 @@ def folder_stats(
     paths = sorted([*labels, *scan.unlabelled])
     sizes: Counter[tuple[int, int]] = Counter()
     modes: Counter[str] = Counter()
+    transparent = 0
     by_digest: defaultdict[str, list[str]] = defaultdict(list)
     unreadable: list[UnreadableFile] = []
     readable_labels: list[str] = []
@@ -114,6 +121,7 @@ def folder_stats(
         else:
             sizes[image.size] += 1
             modes[image.mode] += 1
+            transparent += has_alpha(image)
             by_digest[digest].append(name)
             if path in labels:
                 readable_labels.append(labels[path])
@@ -128,11 +136,23 @@ def folder_stats(
         vocabulary=Charset.from_labels(readable_labels).symbols if characters else "",
         sizes=_most_frequent_first(sizes),
         modes=_most_frequent_first(modes),
+        transparent=transparent,
         duplicates=tuple(sorted(tuple(group) for group in by_digest.values() if len(group) > 1)),
         unreadable=tuple(unreadable),
         unlabelled=tuple(path.relative_to(root).as_posix() for path in scan.unlabelled),
         missing=scan.missing,
     )
+
+
+def listed(entries: Sequence[str], limit: int = 5) -> str:
+    """The first ``limit`` of ``entries`` for a one-line message, and how many more there are."""
+    more = len(entries) - limit
+    return "; ".join(entries[:limit]) + (f"; and {more} more" if more > 0 else "")
+
+
+def unreadable_entries(files: Sequence[UnreadableFile]) -> list[str]:
+    """Each unreadable file as ``name (reason)``."""
+    return [f"{file.name} ({file.reason})" for file in files]
 
 
 def _most_frequent_first(counts: Counter[Any]) -> dict[Any, int]:

@@ -22,9 +22,9 @@ import onnxruntime as ort
 
 from . import litert  # light: it imports the LiteRT runtime only when a .tflite file is opened
 from .ctc import Prediction, ReadOptions, decode, softmax, stored_read_length
-from .errors import CharsetError, ConfigError, MissingFileError, ModelError
+from .errors import ChannelMismatchError, CharsetError, ConfigError, MissingFileError, ModelError
 from .integrity import WEIGHTS_KEY, check_weights, onnx_weights_digest
-from .preprocess import ImageSource, to_batch
+from .preprocess import ImageSource, to_checked_batch
 from .spec import METADATA_PREFIX, OUTPUT_KEY, ModelSpec
 
 ModelRef = Union[str, os.PathLike]
@@ -186,12 +186,18 @@ class Solver:
         return softmax(output) if self._needs_softmax else output
 
     def solve(
-        self, image: ImageSource, *, beam_width: int = 0, symbols: str | None = None, length: int | None = None
+        self,
+        image: ImageSource,
+        *,
+        beam_width: int = 0,
+        symbols: str | None = None,
+        length: int | None = None,
+        strict: bool = False,
     ) -> Prediction:
-        """Read one image (bytes, path, PIL image or array); ``beam_width``, ``symbols`` and ``length``
-        are those of :class:`ReadOptions` (and raise as :meth:`read` does): no ``length`` reads the
-        model's :attr:`read_length`, ``length=0`` any number of symbols."""
-        return self.read([image], ReadOptions(beam_width, symbols, length))[0]
+        """Read one image (bytes, path, PIL image or array); ``beam_width``, ``symbols``, ``length``
+        and ``strict`` are those of :class:`ReadOptions` (and raise as :meth:`read` does): no ``length``
+        reads the model's :attr:`read_length`, ``length=0`` any number of symbols."""
+        return self.read([image], ReadOptions(beam_width, symbols, length, strict))[0]
 
     def solve_batch(
         self,
@@ -201,9 +207,10 @@ class Solver:
         batch_size: int = 64,
         symbols: str | None = None,
         length: int | None = None,
+        strict: bool = False,
     ) -> list[Prediction]:
         """Read several images, up to ``batch_size`` at a time; the options as in :meth:`solve`."""
-        return self.read(images, ReadOptions(beam_width, symbols, length), batch_size=batch_size)
+        return self.read(images, ReadOptions(beam_width, symbols, length, strict), batch_size=batch_size)
 
     def read(
         self, images: Sequence[ImageSource], options: ReadOptions = ReadOptions(), *, batch_size: int = 64
@@ -211,11 +218,15 @@ class Solver:
         """Read several images with ``options``, running the model on up to ``batch_size`` at a time.
 
         Options that give no length read the model's own (:meth:`resolve_options`).
+        An image of another kind than the model was trained on (an opaque one
+        for a model of transparent captchas) is read with a warning in its
+        :attr:`Prediction.warnings`, or with ``options.strict`` refused.
 
         Raises:
             ConfigError: ``batch_size`` below 1, or options this model cannot
                 follow (:meth:`check_options`), even for no images.
             ImageError: an image that cannot be read (see :func:`~knucaptcha.load_image`).
+            ChannelMismatchError: with ``options.strict``, the first image of the wrong kind.
         """
         if batch_size < 1:
             raise ConfigError("batch_size must be positive")
@@ -223,8 +234,14 @@ class Solver:
         self.check_options(options)
         predictions: list[Prediction] = []
         for start in range(0, len(images), batch_size):
-            probs = self.probabilities(to_batch(images[start : start + batch_size], self.spec.preprocess))
-            predictions.extend(decode(probs, self.spec.charset, options))
+            inputs, mismatches = to_checked_batch(images[start : start + batch_size], self.spec.preprocess)
+            if options.strict:
+                _refuse_mismatch(mismatches, start, len(images))
+            readings = decode(self.probabilities(inputs), self.spec.charset, options)
+            predictions.extend(
+                reading if mismatch is None else replace(reading, warnings=(mismatch,))
+                for reading, mismatch in zip(readings, mismatches)
+            )
         return predictions
 
     def check_options(self, options: ReadOptions) -> None:
@@ -245,6 +262,13 @@ class Solver:
         if options.length is not None or self.read_length is None:
             return options
         return replace(options, length=self.read_length)
+
+
+def _refuse_mismatch(mismatches: list[str | None], start: int, total: int) -> None:
+    """Raise :class:`ChannelMismatchError` for the first mismatch, naming the image's place when there are several."""
+    for index, mismatch in enumerate(mismatches, start=start + 1):
+        if mismatch is not None:
+            raise ChannelMismatchError(mismatch if total == 1 else f"image {index} of {total}: {mismatch}")
 
 
 def check_shapes(backend: Backend, spec: ModelSpec, path: Path) -> None:

@@ -1,7 +1,9 @@
 """The one preprocessing path: any image source to the model's float32 input.
 
 Training, evaluation, export checks, the CLI and the web service all call
-:func:`to_input`, so a model always sees exactly what it was trained on.
+:func:`to_input`, so a model always sees exactly what it was trained on. The
+solver reads through :func:`to_checked_batch`, which also tells an image of
+another kind than the model reads (:func:`channel_mismatch`).
 """
 
 from __future__ import annotations
@@ -177,22 +179,66 @@ def to_batch(sources: Iterable[ImageSource], spec: PreprocessSpec = PreprocessSp
     Each image is written straight into the batch: no per-image array to
     stack, which is a tenth of the preprocessing time of one captcha.
     """
+    return to_checked_batch(sources, spec, check=False)[0]
+
+
+def to_checked_batch(
+    sources: Iterable[ImageSource], spec: PreprocessSpec = PreprocessSpec(), *, check: bool = True
+) -> tuple[np.ndarray, list[str | None]]:
+    """:func:`to_batch`, and for each image its :func:`channel_mismatch` (None where it fits).
+
+    What the solver reads with: the check looks at the image already decoded
+    for the input, so it costs one alpha-extrema scan per image. ``check=False``
+    skips it (training, whose folders are checked once up front) and gives Nones.
+    """
     sources = list(sources)
     batch = np.empty((len(sources), 1, spec.height, spec.width), np.float32)
-    for index, source in enumerate(sources):
-        _write_input(source, spec, batch[index, 0])
-    return batch
+    mismatches = [_write_input(source, spec, batch[index, 0], check) for index, source in enumerate(sources)]
+    return batch, mismatches
 
 
-def _write_input(source: ImageSource, spec: PreprocessSpec, out: np.ndarray) -> None:
-    """Preprocess one image into ``out``, an ``(H, W)`` float32 array."""
-    values = ink(load_image(source), spec.mode)
+_OPAQUE_ON_ALPHA = (
+    "the image is opaque, but the model reads the alpha channel (it was trained on transparent captchas): "
+    "to it every pixel is ink, so its reading means nothing; use a model that reads opaque images "
+    "(the bundled knu2021, or one trained on such images: knucaptcha train --data reads their format)"
+)
+_FAINT_ON_GRAY = (
+    "the image is transparent and its drawing all but vanishes on white, but the model reads darkness "
+    "on white (gray mode); use a model that reads the alpha channel (the bundled default, or one trained "
+    "on such images)"
+)
+
+
+def channel_mismatch(image: Image.Image, values: np.ndarray, mode: str) -> str | None:
+    """Why ``image`` is not the kind a model reading channel ``mode`` was trained on, or None.
+
+    ``values`` is the image's ink map in that mode (:func:`ink`). An opaque
+    image on an alpha model is always wrong: its alpha channel is solid ink, a
+    blank input. A transparent image on a gray model is composited onto white,
+    which is right for dark drawing; it is wrong only when the drawing is light
+    and vanishes, so only then: less than a quarter of the alpha channel's ink
+    left. ``auto`` reads either kind.
+    """
+    if mode == "alpha":
+        return None if has_alpha(image) else _OPAQUE_ON_ALPHA
+    if mode == "gray" and has_alpha(image):
+        alpha = np.asarray(_normalize_mode(image))[:, :, -1]
+        if 4 * int(values.sum(dtype=np.int64)) < int(alpha.sum(dtype=np.int64)):
+            return _FAINT_ON_GRAY
+    return None
+
+
+def _write_input(source: ImageSource, spec: PreprocessSpec, out: np.ndarray, check: bool = False) -> str | None:
+    """Preprocess one image into ``out``, an ``(H, W)`` float32 array; with ``check``, its :func:`channel_mismatch`."""
+    image = load_image(source)
+    values = ink(image, spec.mode)
     if values.shape == (spec.height, spec.width):
         _levels(values, spec, out)
-        return
-    plane = np.empty(values.shape, np.float32)
-    _levels(values, spec, plane)
-    out[...] = np.asarray(Image.fromarray(plane).resize((spec.width, spec.height), Image.BILINEAR))
+    else:
+        plane = np.empty(values.shape, np.float32)
+        _levels(values, spec, plane)
+        out[...] = np.asarray(Image.fromarray(plane).resize((spec.width, spec.height), Image.BILINEAR))
+    return channel_mismatch(image, values, spec.mode) if check else None
 
 
 def _levels(values: np.ndarray, spec: PreprocessSpec, out: np.ndarray) -> None:

@@ -27,7 +27,7 @@ def stats(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     case: Case = typer.Option("keep", "--case", help="Keep label case, or fold it to upper or lower."),
 ) -> None:
-    """Count labels, lengths, characters, sizes and modes; list unreadable, unlabelled and duplicate files."""
+    """Count labels, lengths, characters, sizes, modes, transparency; list unreadable, unlabelled, duplicate files."""
     with progress() as bar:
         task = bar.add_task("reading images", total=None)
         result = folder_stats(folder, case=case.value, on_progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -41,6 +41,7 @@ def _print_tables(result: FolderStats, out: Console) -> None:
     summary = Table(title=f"{result.folder}", show_header=False)
     summary.add_row("labelled images", str(result.count))
     summary.add_row("vocabulary", f"{result.vocabulary} ({len(result.vocabulary)} symbols)")
+    summary.add_row("transparent images", f"{result.transparent} of {sum(result.sizes.values())}")
     summary.add_row("unlabelled files", str(len(result.unlabelled)))
     summary.add_row("unreadable files", str(len(result.unreadable)))
     summary.add_row("duplicate groups", str(len(result.duplicates)))

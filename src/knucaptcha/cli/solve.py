@@ -1,8 +1,9 @@
 """``knucaptcha solve``: read captcha images with a model and print what they say.
 
 Output is made for pipes: one ``file<TAB>text<TAB>confidence`` line per image
-(``cut -f2`` gives the texts), or with ``--json`` one JSON list. Progress and
-per-file errors go to stderr, so stdout holds nothing else. ``-`` reads one
+(``cut -f2`` gives the texts), or with ``--json`` one JSON list. Progress,
+per-file errors and warnings (an image of another kind than the model reads)
+go to stderr, so stdout holds nothing else. ``-`` reads one
 image from standard input (``curl -s URL | knucaptcha solve -``), as a captcha
 fetched by a script arrives.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,28 +104,40 @@ def solve(
         str, typer.Option("--model", "-m", help="A .onnx model file, or the name of a bundled model.")
     ] = "default",
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON list of {file, text, confidence, char_confidences}.")
+        bool,
+        typer.Option("--json", help="Print one JSON list of {file, text, confidence, char_confidences, warnings}."),
     ] = False,
     beam: Beam = 0,
     batch_size: BatchSize = 64,
     symbols: Symbols = None,
     length: Length = None,
     verify: Verify = True,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Refuse an image of another kind than the model reads (an opaque one for a model of transparent "
+            "captchas) as unreadable, instead of reading it with a warning on stderr.",
+        ),
+    ] = False,
 ) -> None:
     """Read captcha images: prints FILE<TAB>TEXT<TAB>CONFIDENCE per image.
 
     Images that cannot be read are reported on stderr (with --json, as objects
     with an "error" field) and the others are still read; the exit status is
     then 1. A single unreadable image, or a bad model, ends with status 2.
+    An image of another kind than the model was trained on is read with a
+    warning on stderr; with --strict it counts as unreadable.
     """
     from ..inference import Solver  # ONNX Runtime loads only when a command needs it
 
     if STDIN in images and len(images) > 1:
         raise ConfigError("'-' (one image on standard input) must be the only input")
     solver = Solver.load(model, verify=verify)
-    options = ReadOptions(beam, symbols, length)
+    options = ReadOptions(beam, symbols, length, strict)
     if images == [STDIN]:
         results = [SolvedFile(STDIN, solver.read([_stdin_image()], options)[0])]
+        _print_warnings(results)
         _print_results(results, as_json)
         return
     files = image_files(images)
@@ -134,6 +148,7 @@ def solve(
     else:
         with progress_callback("solving", len(files)) as advance:
             results = solve_files(solver, files, options, batch_size=batch_size, on_progress=advance)
+    _print_warnings(results)
     _print_results(results, as_json)
     failed = sum(result.error is not None for result in results)
     if failed:
@@ -149,6 +164,21 @@ def _stdin_image() -> Image.Image:
         return load_image(sys.stdin.buffer.read())
     except ImageError as error:
         raise type(error)(f"standard input: {error}") from None
+
+
+def _print_warnings(results: list[SolvedFile]) -> None:
+    """One ``warning:`` line on stderr per distinct warning, naming the image (or how many, and the first few)."""
+    named: defaultdict[str, list[Path]] = defaultdict(list)
+    for result in results:
+        for warning in result.prediction.warnings if result.prediction is not None else ():
+            named[warning].append(result.path)
+    for warning, paths in named.items():
+        if len(results) == 1:
+            where = "standard input" if paths[0] == STDIN else str(paths[0])
+        else:
+            shown = ", ".join(str(path) for path in paths[:3]) + (", ..." if len(paths) > 3 else "")
+            where = f"{len(paths)} of {len(results)} images ({shown})"
+        typer.echo(f"warning: {where}: {warning}", err=True)
 
 
 def _print_results(results: list[SolvedFile], as_json: bool) -> None:

@@ -1,18 +1,34 @@
-"""``knucaptcha train``: train a model on a labelled folder or on generated captchas, export it to ONNX."""
+"""``knucaptcha train``: train a model on a labelled folder or on generated captchas, export it to ONNX.
+
+A folder's input format (channel, size, levels) is read from its images unless
+given (:mod:`knucaptcha.folder_spec`) and printed on the first line, with the
+charset and length from its labels; generated data brings its style's.
+"""
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, cast
 
 import typer
 
 from ..errors import ConfigError, TrainingError
+from ..spec import CHANNEL_MODES, ChannelMode
 from .app import app, console, progress
+
+if TYPE_CHECKING:
+    from ..folder_spec import PreprocessRequest
+    from ..train import LoadedModel
+    from ..train.data import FolderSource
 
 EXIT_INTERRUPTED = 130
 RESUMABLE = {"max_epochs", "threads"}
 """Options that may change when resuming; the rest come from the run's checkpoint."""
+Channel = Enum("Channel", {mode: mode for mode in CHANNEL_MODES}, type=str)  # type: ignore[misc]
+"""The ``--channel`` choices, built from :data:`knucaptcha.spec.CHANNEL_MODES` so they cannot drift."""
+FOLDER_ONLY = ("channel", "size", "binarize", "threshold", "opaque_at", "symbols", "strict_images")
+"""Options that describe how a --data folder is read; generated data brings its style's."""
 
 
 @app.command()
@@ -26,7 +42,7 @@ def train(
         "fast", "--preset", help="Architecture: fast (default), wide (the shipped model's; 1.7x slower) or seed (the notebook's)."
     ),
     style: str = typer.Option(
-        "knu", "--style", help="Generated data style (knu, knu-varied, knu2021, knu-unseen); for --data, its preprocessing."
+        "knu", "--style", help="Generated data style (knu, knu-varied, knu2021, knu-unseen); not with --data."
     ),
     difficulty: str = typer.Option("mixed", "--difficulty", help="Generated data difficulty."),
     mix: Optional[str] = typer.Option(
@@ -62,6 +78,31 @@ def train(
         None, "--valid-data", help="Validate generated training on this labelled folder instead (e.g. real captchas, when training in their font)."
     ),
     case: str = typer.Option("keep", "--case", help="Label case for --data and --valid-data: keep, upper or lower."),
+    channel: Optional[Channel] = typer.Option(
+        None, "--channel", help="--data: read the alpha channel, gray (darkness on white) or auto (alpha where an "
+        "image is transparent). Default: alpha if every image is transparent, else gray."
+    ),
+    size: Optional[str] = typer.Option(
+        None, "--size", help="--data: input WxH. Default: height 48 (the images' own if smaller), width from the "
+        "median aspect ratio, a multiple of the model's time stride."
+    ),
+    binarize: Optional[bool] = typer.Option(
+        None, "--binarize/--no-binarize", help="--data: map ink to 0/1 before resizing (default: for alpha only)."
+    ),
+    threshold: Optional[int] = typer.Option(
+        None, "--threshold", help="--data: ink above this (0..254) binarizes to 1 (default 0; implies --binarize)."
+    ),
+    opaque_at: Optional[int] = typer.Option(
+        None, "--opaque-at", help="--data: a third level: ink from this (up to 255) is 1, fainter ink 0.5 "
+        "(default off; implies --binarize)."
+    ),
+    symbols: Optional[str] = typer.Option(
+        None, "--symbols", help="--data: the charset, in class order (default: the labels' symbols, sorted); "
+        "must hold every symbol of the labels."
+    ),
+    strict_images: bool = typer.Option(
+        False, "--strict-images", help="--data: refuse a folder with unreadable images instead of skipping them."
+    ),
     init: Optional[str] = typer.Option(
         None, "--init", help="Fine-tune from a checkpoint, a run folder, or a bundled model ('default', 'knu2021')."
     ),
@@ -73,7 +114,7 @@ def train(
 
     from ..train import TrainConfig, count_parameters, load_checkpoint, start
     from ..train.config import FINE_TUNE_LR
-    from ..train.data import NOISE_OVERLAY, FolderSource, GeneratedSource
+    from ..train.data import NOISE_OVERLAY, GeneratedSource
     from ..train.trainer import Trainer
 
     if threads:
@@ -114,19 +155,35 @@ def train(
             raise ConfigError("--mix mixes generated styles; a --data folder brings its own images")
         if data is not None and valid_data is not None:
             raise ConfigError("--valid-data validates generated training; --data holds out its own --valid-fraction")
+        if data is not None and _given(ctx, "style"):
+            raise ConfigError(
+                "--style draws generated captchas; a --data folder is read in its own format "
+                "(inferred, or --channel, --size, --binarize, --threshold)"
+            )
+        folder_only = [f"--{name.replace('_', '-')}" for name in FOLDER_ONLY if _given(ctx, name)]
+        if data is None and folder_only:
+            raise ConfigError(
+                f"{', '.join(folder_only)}: how a --data folder is read; generated captchas come in their --style's "
+                "format"
+            )
         loaded = (init, load_checkpoint(init)) if init else None
         if data is not None:
-            from ..generator import get_style
+            from ..folder_spec import PreprocessRequest
 
-            preprocess = loaded[1].spec.preprocess if loaded else get_style(style).preprocess
-            source = FolderSource(
+            mode = None if channel is None else cast(ChannelMode, channel.value)
+            request = PreprocessRequest(mode, _size(size), binarize, threshold, opaque_at)
+            source = _folder_source(
                 data,
-                preprocess,
+                request,
+                loaded,
+                preset=preset,
                 case=case,
                 valid_fraction=valid_fraction,
                 seed=seed,
                 epoch_size=epoch_size,
                 noise_overlay=NOISE_OVERLAY if noise_overlay is None else noise_overlay,
+                symbols=symbols,
+                strict_images=strict_images,
             )
         else:
             with console.status("reading the validation folder" if valid_data else "generating the validation set"):
@@ -165,6 +222,75 @@ def train(
         soft_wrap=True,
     )
     typer.echo(str(out / "model.onnx"))
+
+
+def _folder_source(
+    data: Path,
+    request: PreprocessRequest,
+    loaded: tuple[str, LoadedModel] | None,
+    *,
+    preset: str,
+    case: str,
+    valid_fraction: float,
+    seed: int,
+    epoch_size: int,
+    noise_overlay: float,
+    symbols: str | None,
+    strict_images: bool,
+) -> FolderSource:
+    """The folder read in the format its images (or ``request``, or the ``--init`` model) call for.
+
+    Prints the first line, the format and where each choice came from, and
+    then what was skipped.
+    """
+    from ..folder_spec import infer_input, init_input
+    from ..folder_stats import folder_stats, listed, unreadable_entries
+    from ..train import preset as preset_arch
+    from ..train.data import FolderSource
+
+    stats = folder_stats(data, case=case)
+    if loaded is not None:
+        found = init_input(loaded[0], loaded[1].spec.preprocess, stats, request)
+    else:
+        found = infer_input(stats, request, stride=preset_arch(preset).time_stride)
+    source = FolderSource(
+        data,
+        found.preprocess,
+        case=case,
+        valid_fraction=valid_fraction,
+        seed=seed,
+        epoch_size=epoch_size,
+        noise_overlay=noise_overlay,
+        symbols=symbols,
+        strict_images=strict_images,
+        stats=stats,
+    )
+    charset, max_length = source.vocabulary()
+    line = found.describe(charset, max_length, "--symbols" if symbols else "from the labels")
+    _plain(f"{data}: {len(source.train) + len(source.valid)} images; {line}")
+    if stats.unreadable:
+        _plain(
+            f"skipped {len(stats.unreadable)} unreadable image(s) (--strict-images refuses them): "
+            f"{listed(unreadable_entries(stats.unreadable))}"
+        )
+    if stats.unlabelled:
+        _plain(f"skipped {len(stats.unlabelled)} unlabelled file(s): {listed(list(stats.unlabelled))}")
+    return source
+
+
+def _plain(line: str) -> None:
+    """``line`` on stderr as it is: file names may hold brackets that Rich would take for markup."""
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _size(value: str | None) -> tuple[int, int] | None:
+    """``WxH`` of ``--size`` as ``(width, height)``; :class:`ConfigError` when malformed."""
+    if value is None:
+        return None
+    width, _, height = value.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise ConfigError(f"--size takes WIDTHxHEIGHT such as 160x48, not {value!r}")
+    return int(width), int(height)
 
 
 def _style_share(value: str) -> tuple[str, float]:

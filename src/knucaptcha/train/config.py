@@ -7,6 +7,7 @@ from its files alone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
@@ -64,6 +65,15 @@ class ArchConfig:
             raise ConfigError(f"downsample must be maxpool or stride, not {self.downsample!r}")
         if not (0 <= self.dropout < 1 and 0 <= self.recurrent_dropout < 1):
             raise ConfigError("dropout rates must lie in [0, 1)")
+
+    @property
+    def time_stride(self) -> int:
+        """Input columns per output frame: the product of the pools' width factors.
+
+        ``knucaptcha train --data`` rounds an inferred input width to a multiple of it
+        (:mod:`knucaptcha.folder_spec`), so no column is cut off or padded.
+        """
+        return math.prod(width for _, width in self.pools)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ArchConfig:

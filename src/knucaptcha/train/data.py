@@ -21,6 +21,8 @@ import torch.nn.functional as F
 
 from ..charset import Charset
 from ..errors import TrainingError
+from ..folder_spec import channel_problem
+from ..folder_stats import FolderStats, folder_stats, listed, unreadable_entries
 from ..generator import Style, generate_mixture, get_style, render_noise, with_font_folder
 from ..labels import scan_folder, split
 from ..preprocess import to_batch
@@ -98,6 +100,14 @@ class FolderSource:
     times, always among the same clutter; under fresh noise the model learns
     the glyphs rather than their surroundings (measured in the README,
     "Adapting to real captchas").
+
+    Images that do not decode are skipped and listed in ``skipped`` (with
+    ``strict_images``, refused). The charset is the labels' symbols, sorted,
+    or ``symbols`` (in that order) when given, which must hold them all. A
+    ``preprocess`` reading the alpha channel of opaque images is refused: it
+    would train on blank input. ``stats`` spares a second look at the folder
+    when the caller already took one (``knucaptcha train`` infers the
+    preprocessing from it).
     """
 
     def __init__(
@@ -110,6 +120,9 @@ class FolderSource:
         seed: int,
         epoch_size: int = 0,
         noise_overlay: float = 0.0,
+        symbols: str | None = None,
+        strict_images: bool = False,
+        stats: FolderStats | None = None,
     ):
         if not 0.0 <= noise_overlay <= 1.0:
             raise TrainingError(f"noise_overlay must lie in [0, 1], not {noise_overlay}")
@@ -120,12 +133,27 @@ class FolderSource:
         self.seed = seed
         self.epoch_size = epoch_size
         self.noise_overlay = noise_overlay
+        self.symbols = symbols
+        self.strict_images = strict_images
         self._noise_style = get_style(NOISE_STYLE, "mixed")
-        items = scan_folder(self.folder, case=case)
+        stats = folder_stats(self.folder, case=case) if stats is None else stats
+        self.skipped = stats.unreadable
+        if strict_images and self.skipped:
+            raise TrainingError(
+                f"{len(self.skipped)} image(s) in {self.folder} cannot be read: "
+                f"{listed(unreadable_entries(self.skipped))}; fix or remove them, or drop --strict-images to skip them"
+            )
+        broken = {self.folder / file.name for file in self.skipped}
+        items = [item for item in scan_folder(self.folder, case=case) if item.path not in broken]
         if len(items) < 2:
-            raise TrainingError(f"{self.folder} holds {len(items)} labelled image(s); training needs at least 2")
+            raise TrainingError(
+                f"{self.folder} holds {len(items)} readable labelled image(s); training needs at least 2"
+            )
+        problem = channel_problem(preprocess.mode, stats.transparent, sum(stats.sizes.values()))
+        if problem:
+            raise TrainingError(f"{self.folder}: {problem}; read the folder as gray")
         labels = [item.label for item in items]
-        self._vocabulary = (Charset.from_labels(labels), max(len(label) for label in labels))
+        self._vocabulary = (_charset(labels, symbols), max(len(label) for label in labels))
         train, valid = split(items, valid_fraction, seed)
         self.train = _tensors([i.path for i in train], [i.label for i in train], preprocess)
         self.valid = _tensors([i.path for i in valid], [i.label for i in valid], preprocess)
@@ -161,10 +189,27 @@ class FolderSource:
             "seed": self.seed,
             "epoch_size": self.epoch_size,
             "noise_overlay": self.noise_overlay,
+            "symbols": self.symbols,
+            "strict_images": self.strict_images,
             "preprocess": self.preprocess.to_dict(),
             "train_images": len(self.train),
             "valid_images": len(self.valid),
+            "skipped": [file.name for file in self.skipped],
         }
+
+
+def _charset(labels: list[str], symbols: str | None) -> Charset:
+    """The labels' sorted symbols, or ``symbols`` when given; :class:`TrainingError` if it misses some of theirs."""
+    if symbols is None:
+        return Charset.from_labels(labels)
+    charset = Charset(symbols)
+    missing = sorted({symbol for label in labels for symbol in label} - set(charset.symbols))
+    if missing:
+        raise TrainingError(
+            f"the labels use {''.join(missing)!r}, which --symbols {symbols!r} lacks; add them to --symbols, "
+            "or fold the labels' case with --case upper or lower"
+        )
+    return charset
 
 
 class GeneratedSource:
@@ -317,6 +362,8 @@ def open_source(description: dict[str, Any], *, prefetch: bool = False) -> DataS
             seed=description["seed"],
             epoch_size=description["epoch_size"],
             noise_overlay=description.get("noise_overlay", 0.0),  # absent in runs from before the option
+            symbols=description.get("symbols"),  # so are these two
+            strict_images=description.get("strict_images", False),
         )
     return GeneratedSource(
         description["style"],

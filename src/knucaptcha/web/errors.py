@@ -19,11 +19,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import ConfigError, ImageError, ImageTooLargeError, KnucaptchaError, ModelError
+from ..errors import ChannelMismatchError, ConfigError, ImageError, ImageTooLargeError, KnucaptchaError, ModelError
 
 # Most specific first: the first class an error is an instance of decides.
 _LIBRARY_ERRORS: tuple[tuple[type[KnucaptchaError], int, str], ...] = (
     (ImageTooLargeError, 400, "image_too_large"),
+    (ChannelMismatchError, 422, "channel_mismatch"),
     (ImageError, 400, "invalid_image"),
     (ConfigError, 400, "invalid_option"),
     (ModelError, 500, "model_error"),

@@ -23,6 +23,12 @@ class Solved(BaseModel):
     confidence: float = Field(description="Product of the per-character confidences, in [0, 1].")
     char_confidences: list[float] = Field(description="Confidence of each character of text.")
     model: str = Field(description="Name of the model that read it.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Why the reading may mean nothing: the image is not of the kind the model was trained on "
+        "(an opaque image for a model of transparent captchas, or a transparent one whose drawing vanishes "
+        "on white for a model of opaque ones). Empty when it is; with strict=true such an image is refused.",
+    )
 
 
 class SolveResult(Solved):

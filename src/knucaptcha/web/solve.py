@@ -3,7 +3,9 @@
 Bodies are read here, under the app's size limit; decoding and inference run
 in the event loop's thread pool, never on the loop itself. The format of an
 upload is judged by its bytes (Pillow), never by its file name or content type.
-Per-request options (model, beam width, allowed symbols, reading length) are arguments to the solver, never state.
+Per-request options (model, beam width, allowed symbols, reading length, strict) are arguments to the solver,
+never state. An image of another kind than the model reads is answered with a ``warnings`` entry, or with
+``strict=true`` refused (422 ``channel_mismatch``; in a batch, an error item).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypeVar, Union
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,7 +22,7 @@ from PIL import Image
 from starlette.datastructures import FormData, UploadFile
 
 from ..ctc import Prediction, ReadOptions
-from ..errors import ImageError
+from ..errors import ChannelMismatchError, ImageError
 from ..inference import Solver
 from ..preprocess import load_image
 from .errors import ApiError, describe
@@ -40,6 +42,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (400, "Not a readable image, too many pixels, or a missing field"),
         (404, "No model with that name"),
         (413, "The request body is over the size limit"),
+        (422, "With strict=true, an image of another kind than the model reads (code channel_mismatch)"),
     )
 }
 
@@ -71,6 +74,15 @@ Length = Annotated[
     ),
 ]
 
+Strict = Annotated[
+    Union[bool, None],
+    Query(
+        description="Refuse an image of another kind than the model reads (an opaque one for a model of "
+        "transparent captchas) instead of reading it with a warning: 422 channel_mismatch, or in a batch an "
+        "error item. Default: the site's (false unless the service was set up otherwise)."
+    ),
+]
+
 
 def _check(options: ReadOptions, solver: Solver, beam_limit: int) -> None:
     """Refuse bad options before the body is read: a beam over the limit, symbols or a length the model cannot read."""
@@ -96,12 +108,15 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
     router = APIRouter()
     site = settings.site
 
-    def read_options(beam: Beam = None, symbols: Symbols = None, length: Length = None) -> ReadOptions:
+    def read_options(
+        beam: Beam = None, symbols: Symbols = None, length: Length = None, strict: Strict = None
+    ) -> ReadOptions:
         """The query's decoding options, gathered once for every solving endpoint; the site's where it gives none."""
         return ReadOptions(
             site.beam_width if beam is None else beam,
             site.symbols if symbols is None else symbols,
             site.length if length is None else length,
+            site.strict if strict is None else strict,
         )
 
     @router.post(
@@ -138,7 +153,8 @@ def solve_router(models: ModelRegistry, settings: ServeSettings) -> APIRouter:
         request: Request, model: ModelName = None, options: ReadOptions = Depends(read_options)
     ) -> list[BatchItem]:
         """Read several images (multipart field `files`, repeated). Answers one item per file, in order;
-        a file that is not a readable image gets an `error` item and the others are still read."""
+        a file that is not a readable image (with `strict`, or not of the kind the model reads) gets an
+        `error` item and the others are still read."""
         name, solver = models.get(model)
         _check(options, solver, settings.max_beam_width)
         if not _is_multipart(request):
@@ -200,7 +216,10 @@ def _decode(upload: Upload, max_pixels: int) -> Image.Image:
 
 
 def _solve_one(solver: Solver, upload: Upload, max_pixels: int, options: ReadOptions) -> Prediction:
-    return solver.read([_decode(upload, max_pixels)], options)[0]
+    try:
+        return solver.read([_decode(upload, max_pixels)], options)[0]
+    except ChannelMismatchError as error:
+        raise ChannelMismatchError(f"{upload.label}: {error}") from None
 
 
 def _solve_many(
@@ -213,7 +232,12 @@ def _solve_many(
             images[index] = _decode(upload, max_pixels)
         except ImageError as error:
             failures[index] = ErrorDetail(code=describe(error)[1], message=str(error))
-    predictions = dict(zip(images, solver.read(list(images.values()), options)))
+    predictions = dict(zip(images, solver.read(list(images.values()), replace(options, strict=False))))
+    if options.strict:
+        for index, prediction in predictions.items():
+            if prediction.warnings:
+                mismatch = ChannelMismatchError(f"{uploads[index].label}: {prediction.warnings[0]}")
+                failures[index] = ErrorDetail(code=describe(mismatch)[1], message=str(mismatch))
     return [
         BatchFailed(filename=upload.filename, error=failures[index])
         if index in failures

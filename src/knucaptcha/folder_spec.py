@@ -1,0 +1,223 @@
+"""How ``knucaptcha train --data`` reads a labelled folder: the input format, inferred from the images themselves.
+
+Reading every folder as the generated ``knu`` style does (alpha channel,
+140×35) made runs on folders of real, opaque captchas end at 0% without a
+word: the alpha channel of an opaque image is solid ink, so the model trained
+on blank input. Each preprocessing field is now the user's explicit choice
+or else follows from the folder, as :func:`~knucaptcha.folder_stats.folder_stats`
+measured it:
+
+- channel: ``alpha`` when every image carries real transparency, else
+  ``gray``. A mixed folder reads as gray too: gray composites a transparent
+  image onto white, which keeps dark drawing, where alpha would read every
+  opaque image as blank.
+- height: :data:`MAX_HEIGHT` (48 px), or the images' median height when that
+  is smaller (never upscaled), but at least :data:`MIN_HEIGHT`.
+- width: the height times the images' median aspect ratio, rounded to a
+  multiple of the model's time stride (input columns per output frame: 8
+  for the ``fast`` and ``wide`` presets, 4 for ``seed``), and at least
+  :data:`FRAMES_PER_SYMBOL` frames per symbol of the longest label.
+- levels: binarized above 0 for alpha (the seed's ``alpha > 0``), linear
+  darkness for gray and auto.
+
+The charset and maximum length come from the labels, as before
+(:class:`~knucaptcha.train.data.FolderSource`). An explicit choice the images
+contradict is refused with a message naming the fix, as is a model to
+fine-tune from (``--init``) that reads the alpha channel of opaque images.
+Core module: numpy and Pillow through ``folder_stats``, never torch (the
+stride is the caller's to give).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from .charset import Charset
+from .errors import ConfigError, TrainingError
+from .folder_stats import FolderStats
+from .spec import CHANNEL_MODES, ChannelMode, PreprocessSpec
+
+MAX_HEIGHT = 48
+"""Input height for folders of taller images. Three stride-2 blocks leave 6 rows of
+features, enough for a glyph's shape; the real captchas that motivated it were 47 to 75 px tall."""
+
+MIN_HEIGHT = 16
+"""Input height below which tiny images are upscaled: the feature extractor needs some rows to work on."""
+
+FRAMES_PER_SYMBOL = 2
+"""Output frames per symbol of the longest label, at least: CTC needs a blank between repeated
+symbols, and the CRNN refuses inputs narrower than this (:class:`~knucaptcha.train.model.CRNN`)."""
+
+_FLAGS = {
+    "channel": "--channel",
+    "size": "--size",
+    "binarize": "--binarize/--no-binarize",
+    "threshold": "--threshold",
+    "opaque_at": "--opaque-at",
+}
+
+
+@dataclass(frozen=True)
+class PreprocessRequest:
+    """The preprocessing fields the user fixed (``train --channel/--size/--binarize/--threshold/--opaque-at``).
+
+    None leaves a field to the folder. ``size`` is ``(width, height)``.
+    ``threshold`` or ``opaque_at`` imply binarization.
+
+    Raises:
+        ConfigError: an unknown channel, or ``threshold``/``opaque_at`` with ``binarize=False``.
+    """
+
+    channel: ChannelMode | None = None
+    size: tuple[int, int] | None = None
+    binarize: bool | None = None
+    threshold: int | None = None
+    opaque_at: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.channel is not None and self.channel not in CHANNEL_MODES:
+            raise ConfigError(f"--channel must be one of {', '.join(CHANNEL_MODES)}, not {self.channel!r}")
+        if self.binarize is False and (self.threshold is not None or self.opaque_at is not None):
+            raise ConfigError("--threshold and --opaque-at set binarization levels; drop them or --no-binarize")
+
+    def given(self) -> tuple[str, ...]:
+        """The flags the user gave, for messages."""
+        return tuple(_FLAGS[field.name] for field in fields(self) if getattr(self, field.name) is not None)
+
+
+@dataclass(frozen=True)
+class FolderInput:
+    """The input a folder is read with, and where each choice came from.
+
+    Attributes:
+        preprocess: the spec training (and every later solve) reads the images with.
+        reasons: ``channel``, ``size`` and ``levels`` -> how that choice was made, for people.
+    """
+
+    preprocess: PreprocessSpec
+    reasons: Mapping[str, str]
+
+    def describe(self, charset: Charset, max_length: int, symbols_reason: str = "from the labels") -> str:
+        """One line: channel, input size, levels, charset and maximum length, each with its reason."""
+        spec = self.preprocess
+        return (
+            f"channel {spec.mode} ({self.reasons['channel']}), input {spec.width}x{spec.height} "
+            f"({self.reasons['size']}), {_levels(spec)} ({self.reasons['levels']}), "
+            f"charset {charset.symbols} ({len(charset)} symbols, {symbols_reason}), "
+            f"max length {max_length} (from the labels)"
+        )
+
+
+def infer_input(stats: FolderStats, request: PreprocessRequest = PreprocessRequest(), *, stride: int) -> FolderInput:
+    """The preprocessing for ``stats``'s folder: ``request``'s fields, the rest inferred (module docstring).
+
+    Args:
+        stats: the folder, as :func:`~knucaptcha.folder_stats.folder_stats` found it.
+        request: the fields the user fixed.
+        stride: input columns per output frame of the model to be trained.
+
+    Raises:
+        TrainingError: the folder holds no readable labelled image.
+        ConfigError: ``--channel alpha`` on a folder with opaque images, or a
+            combination :class:`~knucaptcha.spec.PreprocessSpec` refuses.
+    """
+    images = sum(stats.sizes.values())
+    if not stats.count:
+        raise TrainingError(f"{stats.folder} holds no readable labelled image")
+    reasons: dict[str, str] = {}
+    if request.channel is None:
+        channel: ChannelMode = "alpha" if stats.transparent == images else "gray"
+        reasons["channel"] = f"inferred: {stats.transparent} of {images} images transparent"
+    else:
+        channel = request.channel
+        problem = channel_problem(channel, stats.transparent, images)
+        if problem:
+            raise ConfigError(
+                f"--channel {channel}: {problem}; use --channel gray (or auto), or leave --channel out to infer it"
+            )
+        reasons["channel"] = "--channel"
+    if request.size is None:
+        width, height = input_size(stats.sizes, stride=stride, max_length=max(stats.lengths))
+        median_width, median_height = _median_size(_each(stats.sizes))
+        reasons["size"] = (
+            f"inferred: median image {median_width}x{median_height}, height at most {MAX_HEIGHT}, "
+            f"width a multiple of {stride}"
+        )
+    else:
+        (width, height), reasons["size"] = request.size, "--size"
+    implied = request.threshold is not None or request.opaque_at is not None
+    binarize = request.binarize if request.binarize is not None else implied or channel == "alpha"
+    reasons["levels"] = "given" if request.binarize is not None or implied else f"inferred for {channel}"
+    spec = PreprocessSpec(channel, height, width, binarize, request.threshold or 0, request.opaque_at or 0)
+    return FolderInput(spec, reasons)
+
+
+def init_input(
+    reference: str, preprocess: PreprocessSpec, stats: FolderStats, request: PreprocessRequest
+) -> FolderInput:
+    """The input when fine-tuning from a model (``--init``), which fixes its own preprocessing.
+
+    Raises:
+        ConfigError: the user also gave preprocessing flags.
+        TrainingError: the model reads the alpha channel and the folder holds opaque images.
+    """
+    given = request.given()
+    if given:
+        raise ConfigError(
+            f"--init {reference} brings its own preprocessing ({preprocess.mode} {preprocess.width}x"
+            f"{preprocess.height}, {_levels(preprocess)}); drop {', '.join(given)}, or --init to train from scratch"
+        )
+    problem = channel_problem(preprocess.mode, stats.transparent, sum(stats.sizes.values()))
+    if problem:
+        raise TrainingError(
+            f"--init {reference} reads the alpha channel (a model of transparent captchas), but {problem}; "
+            "drop --init to train from scratch on the folder's own format, or start from a gray model (--init knu2021)"
+        )
+    source = f"from --init {reference}"
+    return FolderInput(preprocess, {"channel": source, "size": source, "levels": source})
+
+
+def channel_problem(mode: str, transparent: int, images: int) -> str | None:
+    """Why reading ``images`` images (``transparent`` of them transparent) in channel ``mode``
+    would train on blank input; None when it would not."""
+    if mode != "alpha" or transparent == images:
+        return None
+    return (
+        f"{images - transparent} of {images} images are opaque (no transparency), and the alpha channel of an "
+        "opaque image is solid ink: a blank input"
+    )
+
+
+def input_size(sizes: Mapping[tuple[int, int], int], *, stride: int, max_length: int) -> tuple[int, int]:
+    """``(width, height)`` of the input for images of ``sizes`` (``(width, height)`` -> count).
+
+    The rule is the module docstring's; ``max_length`` is the longest label's length.
+    """
+    each = _each(sizes)
+    if not each:
+        raise TrainingError("no readable image to take an input size from")
+    _, median_height = _median_size(each)
+    height = MAX_HEIGHT if median_height >= MAX_HEIGHT else max(MIN_HEIGHT, median_height)
+    aspect = statistics.median(width / height for width, height in each)
+    frames = max(round(height * aspect / stride), FRAMES_PER_SYMBOL * max_length)
+    return frames * stride, height
+
+
+def _each(sizes: Mapping[tuple[int, int], int]) -> list[tuple[int, int]]:
+    """Every image's size, once per image."""
+    return [size for size, count in sizes.items() for _ in range(count)]
+
+
+def _median_size(each: list[tuple[int, int]]) -> tuple[int, int]:
+    """The median width and the median height (each one an image's own)."""
+    return statistics.median_low(width for width, _ in each), statistics.median_low(height for _, height in each)
+
+
+def _levels(spec: PreprocessSpec) -> str:
+    if not spec.binarize:
+        return "linear levels"
+    if spec.opaque_at:
+        return f"three levels (ink above {spec.threshold}, opaque from {spec.opaque_at})"
+    return f"binarized above {spec.threshold}"

@@ -278,12 +278,12 @@ def _knu() -> Style:
             spacing=(0, 0),
             ink=(96, 176),
             hollow=(1, 1),
-            outline=(0.3, 0.9),
+            outline=(0.35, 0.9),
             origin_x=(6, 8),
             baseline=(25, 27),
             beziers=(0, 2),
             bezier_width=(2, 4),
-            edge_cut=(0, 0.3),
+            edge_cut=(0, 0.2),  # deeper, with the thinnest outline at the lowest opacity, erased whole glyphs
         ),
     )
 """``knu`` at difficulty 0 is the real captcha's look (``CONTEXT.md``); at 1 every parameter sits at the

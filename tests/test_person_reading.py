@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from knucaptcha.generator import generate_samples, get_style, write_dataset
+from knucaptcha.inference import Solver
 from knucaptcha.preprocess import to_input
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "person_reading.py"
@@ -47,12 +48,12 @@ def test_sheet_cells_are_the_model_input_enlarged_in_ink_on_white(sheet: Path) -
     samples = list(generate_samples(get_style("knu", "hard"), HELDOUT_SEED, key["count"]))
     page = np.asarray(Image.open(sheet / "sheet-00.png"))
     for item in key["shown"][:2]:
-        plane = to_input(samples[item["index"]].image)[0]  # (35, 140), ink 1
+        plane = to_input(samples[item["index"]].image, Solver.load().spec.preprocess)[0]  # (35, 140), ink 0.5 or 1
         column = item["n"] % 2
         left, top = column * (140 * 3 + 10), 16
         cell = page[top : top + 35 * 3, left : left + 140 * 3]
-        expected = np.repeat(np.repeat(plane, 3, axis=0), 3, axis=1)
-        assert np.array_equal(cell == 0, expected == 1)
+        expected = np.repeat(np.repeat(((1 - plane) * 255).astype(np.uint8), 3, axis=0), 3, axis=1)
+        assert np.array_equal(cell, expected)  # darker where the model's input holds more ink
 
 
 def test_score_counts_the_readers_hits_in_each_group(sheet: Path, tmp_path: Path) -> None:

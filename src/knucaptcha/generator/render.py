@@ -125,8 +125,13 @@ def _uniforms(rng: np.random.Generator, span: Span, count: int) -> list[float]:
 
 
 def _count(rng: np.random.Generator, span: Span) -> int:
-    """A whole number in the span, each integer about equally likely."""
-    return min(int(_uniform(rng, (span[0], span[1] + 1))), int(span[1]))
+    """A whole number in the span, each integer about equally likely.
+
+    The top is the span's high end rounded, not floored: floored, a span that
+    reaches 2 only at difficulty 1 drew 2 nowhere below it, so ``mixed``
+    training never saw the most of anything that ``hard`` draws.
+    """
+    return min(int(_uniform(rng, (span[0], span[1] + 1))), round(span[1]))
 
 
 def _chance(rng: np.random.Generator, span: Span) -> bool:

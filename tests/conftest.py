@@ -132,3 +132,14 @@ def exported_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     model = CRNN(preset("fast"), spec).eval()
     return export_onnx(model, spec, tmp_path_factory.mktemp("exported") / "model.onnx", {"knucaptcha.preset": "fast"})
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a training module: the suite shares two cores, and small models gain nothing from more."""
+    import torch  # here, not at the top: most test modules run without torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -57,13 +57,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return easy_folder(tmp_path_factory.mktemp("data") / "easy", "0123", 320)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread: the suite shares two cores, and small models gain nothing from more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def history_epochs(run: Path) -> list[int]:

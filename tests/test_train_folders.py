@@ -41,13 +41,7 @@ def opaque(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return opaque_folder(tmp_path_factory.mktemp("data") / "opaque", 40, seed=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread: the suite shares two cores, and small models gain nothing from more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def train(*args: str):  # type: ignore[no-untyped-def]

@@ -5,10 +5,12 @@ A sample depends only on ``(style, seed, index)``: its random generator is
 order, in any number of processes, and the same arguments give the same
 pixels (and byte-identical PNGs) with the same fonts and Pillow.
 
-Drawing happens on one ``L`` plane of *ink* (glyphs at 1x from cached masks,
-noise at 2x then halved so its edges are antialiased), which is warped and
-then turned into the style's image: the alpha channel of a black RGBA image
-(transparent background), or black over a grey gradient (opaque RGB).
+Drawing happens on one ``L`` plane of *ink*, which is warped, blurred and
+cut and then turned into the style's image: the alpha channel of a black RGBA
+image (transparent background), or black over a grey gradient (opaque RGB).
+Scattered glyphs come at 1x from cached masks; a ``line`` layout and the
+SimpleCaptcha curves are drawn by :mod:`.simplecaptcha` at 8x and 4x; other
+noise at 2x, each reduced so its edges are antialiased.
 """
 
 from __future__ import annotations

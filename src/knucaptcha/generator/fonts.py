@@ -106,11 +106,20 @@ def glyph_mask(path: Path, size: int, symbol: str, outline: float = 0.0) -> tupl
     Cached, because a captcha draws the same few dozen symbols in a handful of
     sizes over and over (callers round ``outline`` to keep the cache small).
     """
+    if outline > 0:
+        band, (_, top) = stroked_glyph(path, size, symbol, outline)
+        return band, top
     font = load_font(path, size)
-    if outline > 0:  # FreeType's stroker alone draws the band; ImageDraw.text would fill it in
-        band, (_, top) = font.getmask2(symbol, "L", stroke_width=outline / 2, anchor="ls")
-        return Image.frombytes("L", band.size, bytes(band)), top
     left, top, right, bottom = font.getbbox(symbol, anchor="ls")
     mask = Image.new("L", (max(1, right - left), max(1, bottom - top)))
     ImageDraw.Draw(mask).text((-left, -top), symbol, font=font, fill=255, anchor="ls")
     return mask, top
+
+
+@lru_cache(maxsize=16384)
+def stroked_glyph(path: Path, size: int, symbol: str, width: float) -> tuple[Image.Image, tuple[int, int]]:
+    """One symbol as FreeType draws it at ``size``: its outline stroked ``width`` pixels wide (a band
+    centred on it: a hollow glyph), or filled when ``width`` is 0; and its offset from the pen on the
+    baseline. ``ImageDraw.text`` cannot draw the band alone: it fills the glyph in over the stroke."""
+    mask, offset = load_font(path, size).getmask2(symbol, "L", stroke_width=width / 2, anchor="ls")
+    return Image.frombytes("L", mask.size, bytes(mask)), offset

@@ -17,13 +17,12 @@ width, opacity and position around them so a model sees both).
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .fonts import load_font
+from .fonts import load_font, stroked_glyph
 
 WORD_SCALE = 8  # glyph outlines are drawn at this multiple, then reduced: sub-pixel placement and widths
 FILLED_SCALE = 2  # filled glyphs need less: their edges are all the antialiasing there is
@@ -35,13 +34,6 @@ FLATTEN_LIMIT = 10  # Java2D's FlatteningPathIterator default: at most 10 halvin
 def advance(font: Path, size: float, symbol: str) -> int:
     """The pen advance of ``symbol`` at ``size`` pixels, rounded to whole pixels as Java2D lays text out."""
     return round(load_font(font, round(size * WORD_SCALE)).getlength(symbol) / WORD_SCALE)
-
-
-@lru_cache(maxsize=16384)
-def _glyph(font: Path, scaled_size: int, symbol: str, scaled_width: int) -> tuple[Image.Image, tuple[int, int]]:
-    """One glyph at a scaled size, its outline stroked (filled if the width is 0), and its offset from the pen."""
-    mask, offset = load_font(font, scaled_size).getmask2(symbol, "L", stroke_width=scaled_width / 2, anchor="ls")
-    return Image.frombytes("L", mask.size, bytes(mask)), offset
 
 
 def draw_word(
@@ -65,7 +57,7 @@ def draw_word(
     scaled_size, scaled_width = round(font_size * s), round(outline * s)
     pen_x, pen_y = origin[0] * s, round(origin[1] * s)
     for symbol in label:
-        mask, (left, top) = _glyph(font, scaled_size, symbol, scaled_width)
+        mask, (left, top) = stroked_glyph(font, scaled_size, symbol, scaled_width)
         canvas.paste(255, (round(pen_x) + left, pen_y + top), mask)
         pen_x += (advance(font, font_size, symbol) + gap) * s
     return canvas.reduce(s)

@@ -262,8 +262,7 @@ class GeneratedSource:
         self.seed = seed
         self.epoch_size = epoch_size
         self.case = case
-        self.mix = mix
-        self._mixed = None if mix is None else self._mixed_style(*mix)
+        self._mix = None if mix is None else self._mixture(*mix)
         self.valid_folder = None if valid_folder is None else Path(valid_folder).resolve()
         if self.valid_folder is None:
             self.valid = _labelled(*generate_mixture(self._parts(seed + 1, valid_size, 0)))
@@ -295,8 +294,8 @@ class GeneratedSource:
             )
         return _tensors([item.path for item in items], [item.label for item in items], self.preprocess)
 
-    def _mixed_style(self, name: str, share: float) -> Style:
-        """The second style of a mixture, checked against the first."""
+    def _mixture(self, name: str, share: float) -> tuple[Style, float]:
+        """The second style of a mixture and its share, checked against the first."""
         if not 0.0 < share < 1.0:
             raise TrainingError(f"a mixed style's share must lie strictly between 0 and 1, not {share}")
         style = get_style(name, self.difficulty)
@@ -308,15 +307,16 @@ class GeneratedSource:
             raise TrainingError(
                 f"{name} cannot be mixed into {self.style.name}: their preprocessing, symbols or length differ"
             )
-        return style
+        return style, share
 
     def _parts(self, seed: int, count: int, epoch: int) -> list[tuple[Style, int, int, int]]:
         """What ``count`` images of ``epoch`` are drawn from: ``(style, seed, count, start)`` per style."""
-        if self._mixed is None or self.mix is None:
+        if self._mix is None:
             return [(self.style, seed, count, epoch * count)]
-        mixed = round(count * self.mix[1])
+        mixed_style, share = self._mix
+        mixed = round(count * share)
         own = count - mixed
-        return [(self.style, seed, own, epoch * own), (self._mixed, seed + 2, mixed, epoch * mixed)]
+        return [(self.style, seed, own, epoch * own), (mixed_style, seed + 2, mixed, epoch * mixed)]
 
     def vocabulary(self) -> tuple[Charset, int]:
         return self.style.charset, self.style.max_length
@@ -344,7 +344,7 @@ class GeneratedSource:
             "valid_folder": None if self.valid_folder is None else str(self.valid_folder),
             "case": self.case,
             "difficulty": self.difficulty,
-            "mix": None if self.mix is None else list(self.mix),
+            "mix": None if self._mix is None else [self._mix[0].name, self._mix[1]],
             "seed": self.seed,
             "epoch_size": self.epoch_size,
             "valid_images": len(self.valid),

@@ -274,11 +274,32 @@ def test_a_mixed_source_draws_its_share_from_the_second_style_and_resumes_with_i
         GeneratedSource("knu", "easy", seed=5, epoch_size=8, valid_size=4, mix=("knu-varied", 1.0))
 
 
+def test_mix_fonts_draw_only_the_mixed_style_and_resume_with_it(tmp_path: Path) -> None:
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
+    shutil.copy(matplotlib_font_dir() / "cmtt10.ttf", fonts)  # a font neither style draws with
+    source = GeneratedSource(
+        "knu", "easy", seed=5, epoch_size=8, valid_size=4, mix=("knu-varied", 0.5), mix_font_dir=fonts
+    )
+    plain = GeneratedSource("knu", "easy", seed=5, epoch_size=8, valid_size=4, mix=("knu-varied", 0.5))
+    assert source.mix is not None and [path.name for path in fonts_for(source.mix[0])] == ["cmtt10.ttf"]
+    assert fonts_for(source.style) == fonts_for(plain.style)  # knu keeps its own font
+    epoch, plain_epoch = source.epoch(1), plain.epoch(1)
+    assert torch.equal(epoch.images[:4], plain_epoch.images[:4])
+    assert not torch.equal(epoch.images[4:], plain_epoch.images[4:])
+    assert source.describe()["mix_font_dir"] == str(fonts.resolve())
+    assert torch.equal(open_source(source.describe()).epoch(1).images, epoch.images)
+    with pytest.raises(TrainingError, match="need a style to mix in"):
+        GeneratedSource("knu", "easy", seed=5, epoch_size=8, valid_size=4, mix_font_dir=fonts)
+
+
 def test_cli_mix_takes_style_and_share_and_only_for_generated_data(tmp_path: Path, folder: Path) -> None:
     bad = CliRunner().invoke(app, ["train", "--mix", "knu-varied", "--out", str(tmp_path / "r")])
     assert bad.exit_code != 0 and "STYLE:SHARE" in bad.output
     folder_mix = CliRunner().invoke(app, ["train", "--data", str(folder), "--mix", "knu-varied:0.2", "--out", str(tmp_path / "s")])
     assert folder_mix.exit_code != 0 and "--mix mixes generated styles" in folder_mix.output
+    lone_fonts = CliRunner().invoke(app, ["train", "--mix-fonts", str(tmp_path), "--out", str(tmp_path / "t")])
+    assert lone_fonts.exit_code != 0 and "give --mix STYLE:SHARE too" in lone_fonts.output
 
 
 def test_generated_epochs_are_reproducible_and_distinct_from_validation() -> None:

@@ -51,6 +51,9 @@ def train(
     fonts: Optional[Path] = typer.Option(
         None, "--fonts", help="Folder of .ttf/.otf fonts to draw generated data with instead of the style's."
     ),
+    mix_fonts: Optional[Path] = typer.Option(
+        None, "--mix-fonts", help="Folder of fonts to draw the --mix style with instead of its own (scripts/setup_training_fonts.sh)."
+    ),
     max_epochs: int = typer.Option(500, "--max-epochs", help="Upper bound on epochs."),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per step."),
     lr: Optional[float] = typer.Option(
@@ -153,6 +156,8 @@ def train(
             raise ConfigError("--noise-overlay draws over a --data folder's images; generated captchas have their own noise")
         if data is not None and mix is not None:
             raise ConfigError("--mix mixes generated styles; a --data folder brings its own images")
+        if mix is None and mix_fonts is not None:
+            raise ConfigError("--mix-fonts draws the --mix style; give --mix STYLE:SHARE too")
         if data is not None and valid_data is not None:
             raise ConfigError("--valid-data validates generated training; --data holds out its own --valid-fraction")
         if data is not None and _given(ctx, "style"):
@@ -198,6 +203,7 @@ def train(
                     valid_folder=valid_data,
                     case=case,
                     mix=None if mix is None else _style_share(mix),
+                    mix_font_dir=mix_fonts,
                 )
         trainer = start(out, source, config, preset=preset, init=loaded, observer=observer)
     spec = trainer.spec

@@ -302,7 +302,7 @@ _KNU_VARIED_WILD = Knobs(
     lines=(0, 3),
     arcs=(0, 1),
     curves=(0, 1),
-    beziers=(0, 2),
+    beziers=(0, 1),
     bezier_width=(1, 4),
     stroke=(1, 2),
     dots=(0, 40),
@@ -315,7 +315,8 @@ _KNU_VARIED_WILD = Knobs(
     edge_cut=(0, 0.6),
 )
 """``knu-varied`` at difficulty 1: wide, but bounded by what the seed's binarization leaves readable
-(wider stretch turns 0 into O, stronger rotation and overlap merge bold glyphs)."""
+(wider stretch turns 0 into O, stronger rotation and overlap merge bold glyphs; a second opaque
+SimpleCaptcha curve over a thin unfamiliar face left no symbol a person could read)."""
 
 
 def _knu_varied() -> Style:

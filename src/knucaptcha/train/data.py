@@ -230,7 +230,9 @@ class GeneratedSource:
     ``mix`` ``(style, share)`` draws that share of every epoch (and of the
     generated validation set) from a second style with the same preprocessing,
     from streams of its own (seeds + 2 and + 3): the shipped default trains on
-    mostly ``knu`` with some ``knu-varied``.
+    mostly ``knu`` with some ``knu-varied``. ``mix_font_dir`` draws the second
+    style with every font in that folder instead of its own
+    (``scripts/setup_training_fonts.sh`` gathers the default's).
 
     ``valid_folder`` validates on every image of a labelled folder instead of
     generated ones. Training on captchas generated in a site's font gets
@@ -252,7 +254,10 @@ class GeneratedSource:
         valid_folder: str | Path | None = None,
         case: str = "keep",
         mix: tuple[str, float] | None = None,
+        mix_font_dir: str | Path | None = None,
     ):
+        if mix_font_dir is not None and mix is None:
+            raise TrainingError("fonts for a mixed style need a style to mix in")
         self.style = get_style(style_name, difficulty)
         self.font_dir = None if font_dir is None else Path(font_dir).resolve()
         if self.font_dir is not None:
@@ -262,7 +267,8 @@ class GeneratedSource:
         self.seed = seed
         self.epoch_size = epoch_size
         self.case = case
-        self._mix = None if mix is None else self._mixture(*mix)
+        self.mix_font_dir = None if mix_font_dir is None else Path(mix_font_dir).resolve()
+        self.mix = None if mix is None else self._mixture(*mix)
         self.valid_folder = None if valid_folder is None else Path(valid_folder).resolve()
         if self.valid_folder is None:
             self.valid = _labelled(*generate_mixture(self._parts(seed + 1, valid_size, 0)))
@@ -299,6 +305,8 @@ class GeneratedSource:
         if not 0.0 < share < 1.0:
             raise TrainingError(f"a mixed style's share must lie strictly between 0 and 1, not {share}")
         style = get_style(name, self.difficulty)
+        if self.mix_font_dir is not None:
+            style = with_font_folder(style, self.mix_font_dir)
         if (style.preprocess, style.charset, style.max_length) != (
             self.preprocess,
             self.style.charset,
@@ -311,9 +319,9 @@ class GeneratedSource:
 
     def _parts(self, seed: int, count: int, epoch: int) -> list[tuple[Style, int, int, int]]:
         """What ``count`` images of ``epoch`` are drawn from: ``(style, seed, count, start)`` per style."""
-        if self._mix is None:
+        if self.mix is None:
             return [(self.style, seed, count, epoch * count)]
-        mixed_style, share = self._mix
+        mixed_style, share = self.mix
         mixed = round(count * share)
         own = count - mixed
         return [(self.style, seed, own, epoch * own), (mixed_style, seed + 2, mixed, epoch * mixed)]
@@ -344,7 +352,8 @@ class GeneratedSource:
             "valid_folder": None if self.valid_folder is None else str(self.valid_folder),
             "case": self.case,
             "difficulty": self.difficulty,
-            "mix": None if self._mix is None else [self._mix[0].name, self._mix[1]],
+            "mix": None if self.mix is None else [self.mix[0].name, self.mix[1]],
+            "mix_font_dir": None if self.mix_font_dir is None else str(self.mix_font_dir),
             "seed": self.seed,
             "epoch_size": self.epoch_size,
             "valid_images": len(self.valid),
@@ -376,6 +385,7 @@ def open_source(description: dict[str, Any], *, prefetch: bool = False) -> DataS
         valid_folder=description.get("valid_folder"),  # so are these two
         case=description.get("case", "keep"),
         mix=None if description.get("mix") is None else (description["mix"][0], description["mix"][1]),
+        mix_font_dir=description.get("mix_font_dir"),  # absent in runs from before the option
     )
 
 

@@ -52,6 +52,7 @@ def test_same_seed_and_index_give_byte_identical_png() -> None:
         ("knu-varied", "RGBA", (140, 35), PreprocessSpec(opaque_at=250)),
         ("knu-unseen", "RGBA", (140, 35), PreprocessSpec(opaque_at=250)),
         ("knu2021", "RGB", (150, 40), PreprocessSpec(mode="gray", height=40, width=150, binarize=False)),
+        ("opaque", "RGB", (160, 48), PreprocessSpec(mode="gray", height=48, width=160, binarize=False)),
     ],
 )
 def test_each_style_has_its_size_mode_and_preprocessing(name, mode, size, preprocess) -> None:
@@ -88,6 +89,19 @@ def test_knu2021_is_grey_opaque_with_black_ink() -> None:
         assert pixels.min() < 40  # black text or line
         assert np.median(pixels) > 100  # on a light background
         assert sample.label.islower() or any(c.isdigit() for c in sample.label)
+
+
+def test_opaque_draws_glyphs_of_different_greys_over_a_mottled_background() -> None:
+    knobs = {"font_size": (30, 30), "ink_spread": (0.6, 0.6), "texture": (30, 30)}  # no noise, to tell glyphs apart
+    quiet = get_style("opaque", "exact", fonts=("DejaVuSans",), calm=knobs, wild=knobs)
+    for sample in generate_samples(quiet, 4, 5):
+        gray = np.asarray(sample.image)[..., 0].astype(int)  # (48, 160)
+        inked = gray < 128
+        columns = np.flatnonzero(inked.any(axis=0))
+        glyph_darkness = [gray[:, c][inked[:, c]].min() for c in columns]
+        assert max(glyph_darkness) - min(glyph_darkness) > 30  # glyphs of different greys
+        assert gray[~inked].std() > 5  # not a plain gradient
+    assert len({sample.font for sample in generate_samples(get_style("opaque", "mixed"), 0, 40)}) > 4
 
 
 @pytest.mark.parametrize("name", STYLE_NAMES)

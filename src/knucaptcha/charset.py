@@ -19,6 +19,9 @@ UNKNOWN = "?"
 DIGITS_UPPER = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """The current KNU captcha's alphabet (the original solver's vocabulary)."""
 
+ALPHANUMERIC = DIGITS_UPPER + "abcdefghijklmnopqrstuvwxyz"
+"""Digits and both cases: what the bundled ``opaque`` reader reads."""
+
 SIMPLECAPTCHA = "abcdefghkmnprwxy2345678"
 """Java SimpleCaptcha's default alphabet, used by the 2021 KNU captcha."""
 

@@ -167,6 +167,7 @@ def _draw_text(
     sizes, stretches = _uniforms(rng, spans["font_size"], count), _uniforms(rng, spans["stretch"], count)
     jitters, angles = _uniforms(rng, spans["jitter"], count), _uniforms(rng, spans["rotation"], count)
     gaps = _uniforms(rng, spans["spacing"], count - 1)
+    inks = _glyph_inks(rng, spans, ink, count)
 
     def glyphs(scale: float) -> list[tuple[Image.Image, int]]:
         drawn = []
@@ -187,15 +188,22 @@ def _draw_text(
     if total > room:  # still too long (huge overlaps can't be shrunk away): centre it
         x = (style.width - total) / 2
     plane = Image.new("L", (style.width, style.height))
-    for (mask, top), gap, jitter, angle in zip(drawn, [*gaps, 0.0], jitters, angles):
+    for (mask, top), gap, jitter, angle, glyph_ink in zip(drawn, [*gaps, 0.0], jitters, angles, inks):
         # Centre the glyph's box vertically, move it by the jitter, keep it inside, turn it about its centre.
         low, high = sorted((mask.height / 2, style.height - mask.height / 2))
         centre_y = min(max(style.height / 2 + jitter, low), high)
         centre_x = x + mask.width / 2
         turned = mask.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True) if abs(angle) > 0.5 else mask
-        plane.paste(ink, (round(centre_x - turned.width / 2), round(centre_y - turned.height / 2)), turned)
+        plane.paste(glyph_ink, (round(centre_x - turned.width / 2), round(centre_y - turned.height / 2)), turned)
         x += mask.width + gap
     return plane
+
+
+def _glyph_inks(rng: np.random.Generator, spans: dict[str, Span], ink: int, count: int) -> list[int]:
+    """Each glyph's ink: ``ink``, lightened per glyph by ``ink_spread``; styles without it draw nothing."""
+    if spans["ink_spread"][1] <= 0:
+        return [ink] * count
+    return [max(1, round(ink * (1 - u))) for u in _uniforms(rng, (0.0, _uniform(rng, spans["ink_spread"])), count)]
 
 
 def _draw_noise(rng: np.random.Generator, style: Style, spans: dict[str, Span], ink: int) -> Image.Image:
@@ -356,9 +364,20 @@ def _finish(rng: np.random.Generator, style: Style, spans: dict[str, Span], plan
     ys, xs = np.mgrid[0 : style.height, 0 : style.width]  # (height, width) each
     along = xs * math.cos(angle) + ys * math.sin(angle)
     along = (along - along.min()) / max(1e-9, float(np.ptp(along)))
-    background = Image.fromarray((ends[0] + (ends[1] - ends[0]) * along).round().astype(np.uint8), "L")
+    shades = ends[0] + (ends[1] - ends[0]) * along  # (height, width)
+    if spans["texture"][1] > 0:  # styles without texture draw nothing for it
+        shades = shades + _texture(rng, _uniform(rng, spans["texture"]), style.height, style.width)
+    background = Image.fromarray(np.clip(shades, 0, 255).round().astype(np.uint8), "L")
     gray = Image.composite(_black(plane.size), background, plane)
     return Image.merge("RGB", (gray, gray, gray))
+
+
+def _texture(rng: np.random.Generator, amplitude: float, height: int, width: int) -> np.ndarray:
+    """Grey-level offsets: smooth mottling ``amplitude`` strong (a coarse random field upsampled, as
+    the elastic warp's) plus a fine grain a quarter as strong; ``(height, width)`` floats."""
+    to_rows, to_columns = _upsampling(height, width)  # (height, knots_y), (width, knots_x)
+    mottling = to_rows @ rng.standard_normal((to_rows.shape[1], to_columns.shape[1])) @ to_columns.T
+    return amplitude * (mottling + 0.25 * rng.standard_normal((height, width)))
 
 
 @lru_cache(maxsize=8)

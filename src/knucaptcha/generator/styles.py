@@ -9,7 +9,7 @@ one number scales rotation, overlap, noise and warp together. The presets
 ``mixed`` draws ``d`` uniformly from [0, 1] for each sample, which gives a
 training set that covers both ends.
 
-Four styles are built in (see :func:`get_style`):
+Five styles are built in (see :func:`get_style`):
 
 ``knu``
     The current KNU captcha as the server draws it (``CONTEXT.md``; README,
@@ -39,6 +39,10 @@ Four styles are built in (see :func:`get_style`):
     speckle and a thick noise line, scattered glyphs. After the seed's
     binarization many samples are ambiguous to a person too
     (``benchmarks/person_reading.py``).
+``opaque``
+    No one site: a broad opaque gray style (4–8 symbols of ``0-9A-Za-z``,
+    160×48, many fonts, filled and hollow glyphs, gradients and textures,
+    every kind of noise), which the bundled ``opaque`` reader is trained on.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from ..charset import DIGITS_UPPER, SIMPLECAPTCHA, Charset
+from ..charset import ALPHANUMERIC, DIGITS_UPPER, SIMPLECAPTCHA, Charset
 from ..errors import ConfigError
 from ..spec import PreprocessSpec, check_keys
 
@@ -110,6 +114,11 @@ class Knobs:
             descending left to right, roughly parallel (2021's noise).
         rail_gap: vertical distance between neighbouring rails.
         blur: radius of a Gaussian blur of the ink.
+        ink_spread: each glyph's ink is the sample's ``ink`` times ``1 - u``,
+            ``u`` drawn per glyph from ``(0, spread)``: glyphs of different
+            greys (or colours, once read as grey) in one captcha.
+        texture: amplitude in grey levels of a smooth random mottling (plus a
+            fine grain a quarter as strong) over a gradient background.
         edge_cut: share of the sample's ink below which antialiased edge pixels are
             cleared after warping (0 keeps soft edges; 0.5 leaves hard ones).
             The seed's ``alpha > 0`` sees every soft edge pixel as ink, which
@@ -156,6 +165,8 @@ class Knobs:
     rails: Span = _knob((0, 0), 0, 10)
     rail_gap: Span = _knob((6, 6), 1, 40)
     blur: Span = _knob((0, 0), 0, 5)
+    ink_spread: Span = _knob((0, 0), 0, 0.9)
+    texture: Span = _knob((0, 0), 0, 120)
 
     def __post_init__(self) -> None:
         for knob in fields(self):
@@ -424,7 +435,80 @@ def _knu_unseen() -> Style:
     )
 
 
-_STYLES = {"knu": _knu, "knu-varied": _knu_varied, "knu2021": _knu2021, "knu-unseen": _knu_unseen}
+def _opaque() -> Style:
+    return Style(
+        name="opaque",
+        charset=Charset(ALPHANUMERIC),
+        min_length=4,
+        max_length=8,
+        preprocess=PreprocessSpec(mode="gray", height=48, width=160, binarize=False),
+        width=160,
+        height=48,
+        background="gradient",
+        fonts=("DejaVuSans*", "DejaVuSerif*"),
+        calm=Knobs(
+            font_size=(28, 36),
+            stretch=(0.9, 1.1),
+            rotation=(-8, 8),
+            jitter=(-2, 2),
+            spacing=(-1, 3),
+            ink=(160, 255),
+            ink_spread=(0, 0.2),
+            hollow=(0, 0.1),
+            outline=(1.0, 2.0),
+            lines=(0, 1),
+            curves=(0, 1),
+            dots=(0, 20),
+            dot_size=(1, 2),
+            stroke=(1, 2),
+            warp_period=(60, 160),
+            shade=(190, 255),
+            shade_end=(200, 255),
+            texture=(0, 10),
+        ),
+        wild=Knobs(
+            font_size=(22, 44),
+            stretch=(0.75, 1.3),
+            rotation=(-25, 25),
+            jitter=(-5, 5),
+            spacing=(-4, 6),
+            ink=(120, 255),
+            ink_spread=(0, 0.5),
+            hollow=(0, 0.3),
+            outline=(0.8, 2.5),
+            lines=(0, 3),
+            arcs=(0, 1),
+            curves=(0, 2),
+            beziers=(0, 1),
+            bezier_width=(1, 4),
+            stroke=(1, 3),
+            dots=(0, 150),
+            dot_size=(1, 3),
+            grid=(0, 5),
+            speckle=(0, 0.01),
+            warp=(0, 3),
+            warp_period=(30, 160),
+            elastic=(0, 1.5),
+            blur=(0, 1.0),
+            shade=(150, 255),
+            shade_end=(170, 255),
+            texture=(0, 30),
+        ),
+    )
+"""``opaque`` is no one site's look but a broad family of opaque ones, the bundled ``opaque`` reader's
+training data and the starting point of ``knucaptcha train --data`` on opaque folders: 4 to 8 symbols of
+``0-9A-Za-z`` at 160×48, read in gray; any font family (with ``--fonts``), filled or hollow glyphs of
+different greys, light gradients and mottled textures, lines, arcs, curves, dots, grids, speckle, warps
+and blur. Colour reaches a gray reader only as luminance, so the style draws in grey levels."""
+
+
+_STYLES = {
+    "knu": _knu,
+    "knu-varied": _knu_varied,
+    "knu2021": _knu2021,
+    "knu-unseen": _knu_unseen,
+    "opaque": _opaque,
+}
 STYLE_NAMES: tuple[str, ...] = tuple(_STYLES)
 
 

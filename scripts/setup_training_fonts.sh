@@ -13,7 +13,7 @@ PACKAGES=(
   fonts-nanum fonts-nanum-extra fonts-roboto-unhinted fonts-crosextra-caladea fonts-cabin fonts-go
   fonts-hack fonts-inconsolata fonts-jetbrains-mono fonts-firacode fonts-inter fonts-karla
   fonts-linuxlibertine fonts-ebgaramond fonts-comic-neue fonts-courier-prime fonts-b612
-  fonts-dejavu-extra fonts-noto-mono fonts-manrope fonts-clear-sans fonts-oldstandard
+  fonts-noto-mono fonts-manrope fonts-clear-sans fonts-oldstandard
   fonts-anonymous-pro fonts-adf-verana fonts-adf-gillius fonts-adf-universalis fonts-adf-baskervald
   fonts-arkpandora fonts-ocr-a fonts-ocr-b fonts-league-spartan fonts-dosis fonts-comfortaa
   fonts-mononoki fonts-fanwood fonts-goudybookletter fonts-cantarell fonts-gfs-didot fonts-quicksand

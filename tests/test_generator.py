@@ -71,6 +71,17 @@ def test_knu_varied_ink_lives_only_in_alpha_over_a_transparent_background() -> N
         assert (alpha >= 0.8 * alpha.max()).sum() > 30  # solid ink near the sample's ink opacity
 
 
+def test_lined_lays_a_scattered_style_out_from_the_pen_origin() -> None:
+    def first_ink_column(lined: float) -> int:
+        calm = Knobs(font_size=(30, 30), ink=(255, 255), origin_x=(60, 60), lined=(lined, lined))
+        style = replace(get_style("knu-varied", "exact"), calm=calm, fonts=("KnuCaptchaGothic-Bold",))
+        alpha = np.asarray(render_sample(style, 3, 0).image)[..., 3]
+        return int(np.flatnonzero(alpha.any(axis=0))[0])
+
+    assert 58 <= first_ink_column(1.0) <= 64  # one line from x = 60, cut off at the right edge
+    assert first_ink_column(0.0) < 40  # scattered: the word centred, wherever the origin is
+
+
 def test_knu2021_exact_is_simplecaptchas_diagonal_gradient_with_two_rails() -> None:
     style = get_style("knu2021", "exact")
     assert (style.min_length, style.max_length, style.charset.symbols) == (4, 4, SIMPLECAPTCHA)

@@ -60,7 +60,7 @@ def render_sample(style: Style, seed: int, index: int) -> Sample:
     font = fonts[int(rng.integers(len(fonts)))]
     ink = int(_uniform(rng, spans["ink"]))
     outline = _uniform(rng, spans["outline"]) if _chance(rng, spans["hollow"]) else 0.0
-    if style.layout == "line":
+    if style.layout == "line" or _chance(rng, spans["lined"]):
         plane = _draw_line(rng, style, spans, font, label, ink, outline)
     else:
         plane = _draw_text(rng, style, spans, font, label, ink, outline)

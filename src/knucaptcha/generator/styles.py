@@ -130,6 +130,9 @@ class Knobs:
         outline: width of a hollow glyph's outline stroke, centred on it.
         origin_x: pen position of the first glyph (``line`` layout).
         baseline: baseline height from the top (``line`` layout).
+        lined: chance that a ``scattered`` style lays a sample out as one line
+            from ``origin_x`` on ``baseline``, as ``line`` does: the real
+            captcha's layout as one corner of a varied style.
         beziers: number of SimpleCaptcha curves (``CurvedLineNoiseProducer``:
             one cubic Bézier from left to right, flattened, drawn opaque).
         bezier_width: stroke width of those curves.
@@ -160,6 +163,7 @@ class Knobs:
     outline: Span = _knob((0.5, 0.5), 0.1, 4)
     origin_x: Span = _knob((7, 7), 0, 64)
     baseline: Span = _knob((26, 26), 4, 508)
+    lined: Span = _knob((0, 0), 0, 1)
     beziers: Span = _knob((0, 0), 0, 10)
     bezier_width: Span = _knob((3, 3), 1, 12)
     rails: Span = _knob((0, 0), 0, 10)
@@ -302,14 +306,17 @@ edge of the variation meant to cover what our rasterizer and the server's Java2D
 
 
 _KNU_VARIED_WILD = Knobs(
-    font_size=(20, 30),
+    font_size=(20, 32),
     stretch=(0.9, 1.1),
     rotation=(-20, 20),
     jitter=(-4, 4),
     spacing=(-2, 3),
     ink=(96, 255),
-    hollow=(0, 0.6),
+    hollow=(0.2, 0.8),
     outline=(0.4, 1.6),
+    lined=(0.3, 0.3),
+    origin_x=(3, 10),
+    baseline=(23, 29),
     lines=(0, 3),
     arcs=(0, 1),
     curves=(0, 1),
@@ -337,14 +344,17 @@ def _knu_varied() -> Style:
         fonts=("DejaVuSans*", "DejaVuSerif*", "KnuCaptchaGothic-Bold"),
         layout="scattered",
         calm=Knobs(
-            font_size=(23, 28),
+            font_size=(24, 30),
             stretch=(0.95, 1.05),
             rotation=(-4, 4),
             jitter=(-1, 1),
             spacing=(0, 2),
             ink=(128, 255),
-            hollow=(0, 0.3),
-            outline=(0.5, 1.0),
+            hollow=(0.3, 0.6),
+            outline=(0.4, 1.0),
+            lined=(0.5, 0.5),
+            origin_x=(6, 8),
+            baseline=(25, 27),
             lines=(0, 1),
             beziers=(0, 1),
             dots=(0, 5),

@@ -82,6 +82,13 @@ def test_lined_lays_a_scattered_style_out_from_the_pen_origin() -> None:
     assert first_ink_column(0.0) < 40  # scattered: the word centred, wherever the origin is
 
 
+def test_the_edge_cut_never_erases_thin_outlines_whole() -> None:
+    calm = Knobs(font_size=(24, 24), ink=(128, 128), hollow=(1, 1), outline=(0.4, 0.4), edge_cut=(0.9, 0.9))
+    style = replace(get_style("knu-varied", "exact"), calm=calm)
+    for sample in generate_samples(style, 3, 8):
+        assert (np.asarray(sample.image)[..., 3] > 0).sum() > 200  # four outlined glyphs, not a blank label
+
+
 def test_knu2021_exact_is_simplecaptchas_diagonal_gradient_with_two_rails() -> None:
     style = get_style("knu2021", "exact")
     assert (style.min_length, style.max_length, style.charset.symbols) == (4, 4, SIMPLECAPTCHA)

@@ -9,11 +9,14 @@ from PIL import Image, ImageDraw
 
 from knucaptcha.errors import ConfigError, TrainingError
 from knucaptcha.folder_spec import (
+    FOLDER_READER,
     MAX_HEIGHT,
     PreprocessRequest,
     infer_input,
     init_input,
     input_size,
+    reader_input,
+    starting_point,
 )
 from knucaptcha.folder_stats import folder_stats
 from knucaptcha.spec import PreprocessSpec
@@ -105,7 +108,8 @@ def test_init_keeps_the_models_preprocessing_and_refuses_alpha_on_opaque_images(
     stats = folder_stats(folder)
     gray = PreprocessSpec(mode="gray", height=40, width=150, binarize=False)
     assert init_input("knu2021", gray, stats, PreprocessRequest()).preprocess == gray
-    with pytest.raises(TrainingError, match=r"--init default reads the alpha channel .* drop --init .*\(--init knu2021\)"):
+    with pytest.raises(TrainingError, match=r"--init default reads the alpha channel .* drop --init to start from "
+                       r"the bundled opaque reader .* --init none"):  # fmt: skip
         init_input("default", PreprocessSpec(opaque_at=250), stats, PreprocessRequest())
     with pytest.raises(ConfigError, match="brings its own preprocessing .* drop --size"):
         init_input("knu2021", gray, stats, PreprocessRequest(size=(100, 40)))
@@ -116,3 +120,47 @@ def test_a_folder_without_a_readable_labelled_image_is_a_training_error(tmp_path
     (tmp_path / "data" / "AB_0.png").write_bytes(b"not a png")
     with pytest.raises(TrainingError, match="no readable labelled image"):
         infer_input(folder_stats(tmp_path / "data"), stride=8)
+
+
+READER = PreprocessSpec(mode="gray", height=48, width=160, binarize=False)
+
+
+def test_an_opaque_folder_starts_from_the_reader_unless_init_says_otherwise(tmp_path: Path) -> None:
+    opaque = folder_stats(folder_of(tmp_path / "o", [("AB", (120, 40), False), ("CD", (120, 40), True)]))
+    transparent = folder_stats(folder_of(tmp_path / "t", [("AB", (120, 40), True)]))
+    assert starting_point(None, opaque) == FOLDER_READER
+    assert starting_point(None, transparent) is None  # alpha folders train from scratch, as before
+    assert starting_point("none", opaque) is None
+    assert starting_point("runs/site", opaque) == "runs/site"
+
+
+def test_the_reader_keeps_its_height_and_levels_and_takes_the_folders_width(tmp_path: Path) -> None:
+    folder = folder_of(tmp_path, [("A1", (250, 75), False), ("B2", (250, 75), False), ("C3", (137, 47), False)])
+    found = reader_input(FOLDER_READER, READER, folder_stats(folder), PreprocessRequest(), stride=8)
+    # 48 px high, as the reader; 48 x 250/75 = 160 columns, 20 frames of 8.
+    assert found.preprocess == READER
+    assert found.reasons["size"] == "height from the opaque reader, width from the median aspect ratio, a multiple of 8"
+    square = folder_of(tmp_path / "square", [("ABCDEFGH", (60, 60), False)])
+    # 48 columns would be 6 frames; 8 symbols need 16.
+    assert reader_input(FOLDER_READER, READER, folder_stats(square), PreprocessRequest(), stride=8).preprocess.width == 128
+    given = PreprocessRequest(channel="gray", size=(200, 48), binarize=False)
+    assert reader_input(FOLDER_READER, READER, folder_stats(folder), given, stride=8).preprocess.width == 200
+
+
+@pytest.mark.parametrize(
+    ("request_", "refused"),
+    [
+        (PreprocessRequest(channel="auto"), "--channel auto"),
+        (PreprocessRequest(size=(150, 40)), "--size 150x40"),
+        (PreprocessRequest(binarize=True), "--binarize"),
+        (PreprocessRequest(threshold=0), "--threshold"),
+        (PreprocessRequest(opaque_at=200), "--opaque-at"),
+    ],
+)
+def test_the_reader_refuses_a_format_it_cannot_read_naming_init_none(
+    tmp_path: Path, request_: PreprocessRequest, refused: str
+) -> None:
+    stats = folder_stats(folder_of(tmp_path, [("AB", (120, 40), False)]))
+    with pytest.raises(ConfigError, match=rf"^{refused}: the opaque reader this run starts from reads gray input "
+                       rf"48 px high with linear levels; drop {refused}, or train from scratch with --init none$"):  # fmt: skip
+        reader_input(FOLDER_READER, READER, stats, request_, stride=8)

@@ -206,6 +206,46 @@ def test_init_maps_shared_symbols_and_appends_new_ones(tmp_path: Path, folder: P
         adapt(loaded, Charset("XYZ"), 4)
 
 
+def test_init_narrowed_to_the_datas_symbols_carries_over_the_shared_rows_at_a_new_width(
+    tmp_path: Path, folder: Path
+) -> None:
+    source = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0)
+    start(tmp_path / "base", source, quick(max_epochs=1)).fit()
+    loaded = load_checkpoint(tmp_path / "base")  # blank, 0, 1, 2, 3; up to 3 long
+    model, spec = adapt(loaded, Charset("35X1"), 2, keep_symbols=False, width=96)
+    assert spec.charset.symbols == "35X1" and spec.max_length == 2 and spec.preprocess.width == 96
+    weights, old = model.classifier.weight, loaded.model.classifier.weight
+    # blank <- blank, 3 <- 3 (class 4), 1 <- 1 (class 2); 5 and X start fresh.
+    for new_class, old_class in ((0, 0), (1, 4), (4, 2)):
+        assert torch.equal(weights[new_class], old[old_class])
+    assert not any(torch.equal(weights[2], row) or torch.equal(weights[3], row) for row in old)
+    assert model(torch.zeros(1, 1, 35, 96)).shape == (1, 12, 5)  # 96 / 8 steps, 4 symbols + blank
+    with pytest.raises(TrainingError, match="shares no symbol"):
+        adapt(loaded, Charset("XYZ"), 4, keep_symbols=False)
+
+
+def test_warmup_raises_the_learning_rate_linearly_then_holds_it(folder: Path, tmp_path: Path) -> None:
+    source = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0)
+    trainer = start(tmp_path, source, quick(max_epochs=2, warmup=30, weight_decay=0.01, lr=1e-3))
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == 0.01  # AdamW's decoupled decay
+    rates = []
+    trainer.observer = type("Rates", (Observer,), {"step_done": lambda self: rates.append(
+        trainer.optimizer.param_groups[0]["lr"])})()  # fmt: skip
+    trainer.fit()
+    assert rates[0] == pytest.approx(1e-3 / 30) and rates[14] == pytest.approx(15e-3 / 30)
+    assert rates[29:] == [1e-3] * (len(rates) - 29)  # 18 steps an epoch: warm-up spans both epochs
+
+
+def test_a_time_limit_stops_before_an_epoch_that_would_overrun_it(folder: Path, tmp_path: Path) -> None:
+    source = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0)
+    trainer = start(tmp_path, source, quick(max_epochs=50, max_minutes=1.0))
+    for epoch, seconds in enumerate([20.0, 25.0], start=1):
+        assert not trainer.finished
+        trainer.history.append(EpochRecord(epoch, 9.0, 9.0, 0.0, 1.0, 1e-3, seconds))
+        trainer.epoch = epoch
+    assert trainer.finished  # 45 s spent, and one more 25 s epoch would end at 70 s
+
+
 def test_cli_fine_tunes_from_a_run_on_a_new_vocabulary(tmp_path: Path, folder: Path) -> None:
     runner = CliRunner()
     base = tmp_path / "base"
@@ -254,6 +294,9 @@ def test_augment_keeps_binary_images_binary_and_is_seeded() -> None:
     assert not torch.equal(first, images)
     gray = augment(images * 0.5, torch.Generator().manual_seed(1), PreprocessSpec(mode="gray", binarize=False))
     assert 0.0 <= gray.min() and gray.max() <= 1.0
+    varied = augment(images[:1].repeat(64, 1, 1, 1), torch.Generator().manual_seed(2), PreprocessSpec(mode="gray", binarize=False))
+    assert len({round(image.sum().item()) for image in varied}) > 32  # strokes, blur, contrast, background each differ
+    assert varied.min() >= 0.0 and varied.max() <= 1.0
     three = augment(images * 0.5 + (images > 0) * 0.5 * (torch.arange(140) < 70), torch.Generator().manual_seed(1),
                     PreprocessSpec(opaque_at=250))
     assert set(three.unique().tolist()) == {0.0, 0.5, 1.0}  # stays on the three levels

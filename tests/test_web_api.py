@@ -529,10 +529,12 @@ def test_serve_command_without_models_serves_every_bundled_one(monkeypatch: pyte
     result = CliRunner().invoke(cli, ["serve", "--captcha-seed", "1"])
     assert result.exit_code == 0, result.output
     with TestClient(served["app"]) as client:
-        assert client.get("/healthz").json()["models"] == ["default", "knu2021"]
+        assert client.get("/healthz").json()["models"] == ["default", "knu2021", "opaque"]
         models = client.get("/v1/models").json()
-        assert [(model["name"], model["default"]) for model in models] == [("default", True), ("knu2021", False)]
-        assert [model["read_length"] for model in models] == [4, 4]  # each reads its own unless told
+        assert [(model["name"], model["default"]) for model in models] == [
+            ("default", True), ("knu2021", False), ("opaque", False)
+        ]
+        assert [model["read_length"] for model in models] == [4, 4, None]  # each reads its own unless told
 
 
 def test_serve_command_takes_the_sites_length_and_beam_and_refuses_an_alphabet_a_model_cannot_read(

@@ -20,6 +20,15 @@ measured it:
 - levels: binarized above 0 for alpha (the seed's ``alpha > 0``), linear
   darkness for gray and auto.
 
+A folder that does not read as alpha (some image is opaque) starts from the
+bundled ``opaque`` reader (:data:`FOLDER_READER`, trained on the generated
+``opaque`` style) unless ``--init`` says otherwise (``--init none``: from
+scratch): a few hundred labels are too few to learn glyphs from nothing, and
+plenty to adapt a reader that knows them. The reader fixes the channel (gray),
+the height (its own, 48 px) and the levels (linear); the width is still the
+folder's, the reader's height times the images' median aspect ratio rounded
+to its stride (the CRNN reads any width), as :func:`reader_input` says.
+
 The charset and maximum length come from the labels, as before
 (:class:`~knucaptcha.train.data.FolderSource`). An explicit choice the images
 contradict is refused with a message naming the fix, as is a model to
@@ -32,7 +41,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from .charset import Charset
 from .errors import ConfigError, TrainingError
@@ -49,6 +58,12 @@ MIN_HEIGHT = 16
 FRAMES_PER_SYMBOL = 2
 """Output frames per symbol of the longest label, at least: CTC needs a blank between repeated
 symbols, and the CRNN refuses inputs narrower than this (:class:`~knucaptcha.train.model.CRNN`)."""
+
+FOLDER_READER = "opaque"
+"""The bundled model ``train --data`` starts from on a folder of opaque images, unless ``--init`` is given."""
+
+NO_INIT = "none"
+"""``--init none``: train from scratch, even on an opaque folder."""
 
 _FLAGS = {
     "channel": "--channel",
@@ -132,11 +147,7 @@ def infer_input(stats: FolderStats, request: PreprocessRequest = PreprocessReque
         reasons["channel"] = f"inferred: {stats.transparent} of {images} images transparent"
     else:
         channel = request.channel
-        problem = channel_problem(channel, stats.transparent, images)
-        if problem:
-            raise ConfigError(
-                f"--channel {channel}: {problem}; use --channel gray (or auto), or leave --channel out to infer it"
-            )
+        _check_channel(channel, stats)
         reasons["channel"] = "--channel"
     if request.size is None:
         width, height = input_size(stats.sizes, stride=stride, max_length=max(stats.lengths))
@@ -173,10 +184,67 @@ def init_input(
     if problem:
         raise TrainingError(
             f"--init {reference} reads the alpha channel (a model of transparent captchas), but {problem}; "
-            "drop --init to train from scratch on the folder's own format, or start from a gray model (--init knu2021)"
+            f"drop --init to start from the bundled {FOLDER_READER} reader (the default for opaque images), "
+            f"or train from scratch on the folder's own format with --init {NO_INIT}"
         )
     source = f"from --init {reference}"
     return FolderInput(preprocess, {"channel": source, "size": source, "levels": source})
+
+
+def starting_point(init: str | None, stats: FolderStats) -> str | None:
+    """The model ``train --data`` starts from: ``init`` as given (None for ``none``: from scratch), else
+    :data:`FOLDER_READER` when some image of the folder is opaque (it reads as gray), else None."""
+    if init is not None:
+        return None if init == NO_INIT else init
+    return FOLDER_READER if stats.transparent < sum(stats.sizes.values()) else None
+
+
+def reader_input(
+    reference: str, preprocess: PreprocessSpec, stats: FolderStats, request: PreprocessRequest, *, stride: int
+) -> FolderInput:
+    """The input when starting from the ``opaque`` reader: its channel, height and levels, the folder's width.
+
+    The width is the reader's height times the images' median aspect ratio,
+    rounded to ``stride`` (the reader's), unless ``--size`` gives one with the
+    reader's height.
+
+    Raises:
+        ConfigError: a flag the reader cannot read with (another channel, height or levels); the message
+            names ``--init none``.
+    """
+    if request.channel is not None:
+        _check_channel(request.channel, stats)
+    refused = []
+    if request.channel not in (None, preprocess.mode):
+        refused.append(f"--channel {request.channel}")
+    if request.size is not None and request.size[1] != preprocess.height:
+        refused.append(f"--size {request.size[0]}x{request.size[1]}")
+    if request.binarize:
+        refused.append("--binarize")
+    refused += [flag for flag, value in (("--threshold", request.threshold), ("--opaque-at", request.opaque_at))
+                if value is not None]  # fmt: skip
+    if refused:
+        raise ConfigError(
+            f"{', '.join(refused)}: the {reference} reader this run starts from reads {preprocess.mode} input "
+            f"{preprocess.height} px high with {_levels(preprocess)}; drop {', '.join(refused)}, or train from "
+            "scratch with --init none"
+        )
+    source = f"from the {reference} reader"
+    if request.size is None:
+        width = _width(_each(stats.sizes), preprocess.height, stride, max(stats.lengths))
+        size_reason = f"height {source}, width from the median aspect ratio, a multiple of {stride}"
+    else:
+        width, size_reason = request.size[0], f"height {source}, width --size"
+    return FolderInput(replace(preprocess, width=width), {"channel": source, "size": size_reason, "levels": source})
+
+
+def _check_channel(channel: ChannelMode, stats: FolderStats) -> None:
+    """Refuse ``--channel`` ``channel`` when it would read ``stats``'s folder as blank input."""
+    problem = channel_problem(channel, stats.transparent, sum(stats.sizes.values()))
+    if problem:
+        raise ConfigError(
+            f"--channel {channel}: {problem}; use --channel gray (or auto), or leave --channel out to infer it"
+        )
 
 
 def channel_problem(mode: str, transparent: int, images: int) -> str | None:
@@ -200,9 +268,14 @@ def input_size(sizes: Mapping[tuple[int, int], int], *, stride: int, max_length:
         raise TrainingError("no readable image to take an input size from")
     _, median_height = _median_size(each)
     height = MAX_HEIGHT if median_height >= MAX_HEIGHT else max(MIN_HEIGHT, median_height)
-    aspect = statistics.median(width / height for width, height in each)
-    frames = max(round(height * aspect / stride), FRAMES_PER_SYMBOL * max_length)
-    return frames * stride, height
+    return _width(each, height, stride, max_length), height
+
+
+def _width(each: list[tuple[int, int]], height: int, stride: int, max_length: int) -> int:
+    """``height`` times the median aspect ratio of ``each`` image, rounded to a multiple of ``stride``,
+    but at least :data:`FRAMES_PER_SYMBOL` frames per symbol of the longest label."""
+    aspect = statistics.median(width / image_height for width, image_height in each)
+    return max(round(height * aspect / stride), FRAMES_PER_SYMBOL * max_length) * stride
 
 
 def _each(sizes: Mapping[tuple[int, int], int]) -> list[tuple[int, int]]:

@@ -30,7 +30,7 @@ from .spec import METADATA_PREFIX, OUTPUT_KEY, ModelSpec
 ModelRef = Union[str, os.PathLike]
 """A model file path, or the name of a model shipped in the package (``default``)."""
 
-BUNDLED_MODELS = {"default": "default.onnx", "knu2021": "knu2021.onnx"}
+BUNDLED_MODELS = {"default": "default.onnx", "knu2021": "knu2021.onnx", "opaque": "opaque.onnx"}
 
 
 def bundled_path(name: str, filename: str) -> Path:

@@ -57,7 +57,8 @@ def train(
     max_epochs: int = typer.Option(500, "--max-epochs", help="Upper bound on epochs."),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per step."),
     lr: Optional[float] = typer.Option(
-        None, "--lr", help="Adam learning rate (default: 1e-3; 1e-4 with --init, gentle enough for fine-tuning)."
+        None, "--lr", help="Adam learning rate (default: 1e-3; 1e-4 with --init, gentle enough for fine-tuning; "
+        "1e-3 from the bundled opaque reader)."
     ),
     patience: int = typer.Option(
         10, "--patience", help="Stop after this many epochs without a better validation accuracy (ties: loss; counted after take-off)."
@@ -107,7 +108,19 @@ def train(
         False, "--strict-images", help="--data: refuse a folder with unreadable images instead of skipping them."
     ),
     init: Optional[str] = typer.Option(
-        None, "--init", help="Fine-tune from a checkpoint, a run folder, or a bundled model ('default', 'knu2021')."
+        None, "--init", help="Fine-tune from a checkpoint, a run folder, or a bundled model ('default', 'knu2021', "
+        "'opaque'); 'none' trains from scratch. Default: from scratch, but a --data folder of opaque images starts "
+        "from the bundled 'opaque' reader."
+    ),
+    warmup: Optional[int] = typer.Option(
+        None, "--warmup", help="Steps of linear learning-rate warm-up (default: 200 with --data, else 0)."
+    ),
+    max_minutes: Optional[float] = typer.Option(
+        None, "--max-minutes", help="Stop before an epoch that would end past this many minutes of training "
+        "(default: 10 with --data, else no limit; 0: no limit)."
+    ),
+    weight_decay: Optional[float] = typer.Option(
+        None, "--weight-decay", help="AdamW weight decay (default: 0.01 with --data, else 0)."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint, with its own settings (only --max-epochs and --threads may change)."),
     threads: int = typer.Option(0, "--threads", help="PyTorch CPU threads (0: PyTorch's default)."),
@@ -116,7 +129,8 @@ def train(
     import torch
 
     from ..train import TrainConfig, count_parameters, load_checkpoint, start
-    from ..train.config import FINE_TUNE_LR
+    from ..folder_spec import FOLDER_READER, NO_INIT
+    from ..train.config import FINE_TUNE_LR, FOLDER_MAX_MINUTES, FOLDER_WARMUP, FOLDER_WEIGHT_DECAY
     from ..train.data import NOISE_OVERLAY, GeneratedSource
     from ..train.trainer import Trainer
 
@@ -136,20 +150,6 @@ def train(
         )
         console.print(f"resuming {out} after epoch {trainer.epoch}")
     else:
-        config = TrainConfig(
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            lr=lr if lr is not None else FINE_TUNE_LR if init else TrainConfig.lr,
-            patience=patience,
-            plateau_patience=plateau_patience,
-            min_epochs=min_epochs,
-            lr_patience=lr_patience,
-            seed=seed,
-            augment=data is not None if augment is None else augment,
-            valid_fraction=valid_fraction,
-            epoch_size=epoch_size,
-            valid_size=valid_size,
-        )
         if data is not None and fonts is not None:
             raise ConfigError("--fonts draws generated captchas; a --data folder brings its own images")
         if data is None and noise_overlay is not None:
@@ -171,16 +171,15 @@ def train(
                 f"{', '.join(folder_only)}: how a --data folder is read; generated captchas come in their --style's "
                 "format"
             )
-        loaded = (init, load_checkpoint(init)) if init else None
         if data is not None:
             from ..folder_spec import PreprocessRequest
 
             mode = None if channel is None else cast(ChannelMode, channel.value)
             request = PreprocessRequest(mode, _size(size), binarize, threshold, opaque_at)
-            source = _folder_source(
+            source, loaded = _folder_source(
                 data,
                 request,
-                loaded,
+                init,
                 preset=preset,
                 case=case,
                 valid_fraction=valid_fraction,
@@ -205,7 +204,30 @@ def train(
                     mix=None if mix is None else _style_share(mix),
                     mix_font_dir=mix_fonts,
                 )
-        trainer = start(out, source, config, preset=preset, init=loaded, observer=observer)
+            loaded = None if init in (None, NO_INIT) else (init, load_checkpoint(init))
+        folder = data is not None
+        # A broad reader is narrowed to the folder's symbols and has more to learn than a site's model.
+        from_reader = loaded is not None and loaded[0] == FOLDER_READER
+        if lr is None:
+            lr = FINE_TUNE_LR if loaded and not from_reader else TrainConfig.lr
+        config = TrainConfig(
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            patience=patience,
+            plateau_patience=plateau_patience,
+            min_epochs=min_epochs,
+            lr_patience=lr_patience,
+            seed=seed,
+            augment=folder if augment is None else augment,
+            valid_fraction=valid_fraction,
+            epoch_size=epoch_size,
+            valid_size=valid_size,
+            warmup=(FOLDER_WARMUP if folder else 0) if warmup is None else warmup,
+            weight_decay=(FOLDER_WEIGHT_DECAY if folder else 0.0) if weight_decay is None else weight_decay,
+            max_minutes=(FOLDER_MAX_MINUTES if folder else 0.0) if max_minutes is None else max_minutes,
+        )
+        trainer = start(out, source, config, preset=preset, init=loaded, keep_symbols=not from_reader, observer=observer)
     spec = trainer.spec
     console.print(
         f"model: preset {trainer.preset}, {count_parameters(trainer.model):,} parameters; "
@@ -233,7 +255,7 @@ def train(
 def _folder_source(
     data: Path,
     request: PreprocessRequest,
-    loaded: tuple[str, LoadedModel] | None,
+    init: str | None,
     *,
     preset: str,
     case: str,
@@ -243,22 +265,30 @@ def _folder_source(
     noise_overlay: float,
     symbols: str | None,
     strict_images: bool,
-) -> FolderSource:
-    """The folder read in the format its images (or ``request``, or the ``--init`` model) call for.
+) -> tuple[FolderSource, tuple[str, LoadedModel] | None]:
+    """The folder read in the format its images (or ``request``, or the model it starts from) call for,
+    and that model (:func:`~knucaptcha.folder_spec.starting_point`: ``init``, or the opaque reader).
 
     Prints the first line, the format and where each choice came from, and
     then what was skipped.
     """
-    from ..folder_spec import infer_input, init_input
+    from ..folder_spec import FOLDER_READER, infer_input, init_input, reader_input, starting_point
     from ..folder_stats import folder_stats, listed, unreadable_entries
-    from ..train import preset as preset_arch
+    from ..train import load_checkpoint, preset as preset_arch
     from ..train.data import FolderSource
 
     stats = folder_stats(data, case=case)
-    if loaded is not None:
-        found = init_input(loaded[0], loaded[1].spec.preprocess, stats, request)
-    else:
+    reference = starting_point(init, stats)
+    loaded = None if reference is None else (reference, load_checkpoint(reference))
+    if loaded is None:
         found = infer_input(stats, request, stride=preset_arch(preset).time_stride)
+        origin = "from scratch"
+    elif reference == FOLDER_READER:
+        found = reader_input(reference, loaded[1].spec.preprocess, stats, request, stride=loaded[1].arch.time_stride)
+        origin = f"from the bundled {reference} reader" + ("" if init else " (the default for opaque images; --init none trains from scratch)")
+    else:
+        found = init_input(reference, loaded[1].spec.preprocess, stats, request)
+        origin = f"from --init {reference}"
     source = FolderSource(
         data,
         found.preprocess,
@@ -273,7 +303,7 @@ def _folder_source(
     )
     charset, max_length = source.vocabulary()
     line = found.describe(charset, max_length, "--symbols" if symbols else "from the labels")
-    _plain(f"{data}: {len(source.train) + len(source.valid)} images; {line}")
+    _plain(f"{data}: {len(source.train) + len(source.valid)} images; {line}; {origin}")
     if stats.unreadable:
         _plain(
             f"skipped {len(stats.unreadable)} unreadable image(s) (--strict-images refuses them): "
@@ -281,7 +311,7 @@ def _folder_source(
         )
     if stats.unlabelled:
         _plain(f"skipped {len(stats.unlabelled)} unlabelled file(s): {listed(list(stats.unlabelled))}")
-    return source
+    return source, loaded
 
 
 def _plain(line: str) -> None:

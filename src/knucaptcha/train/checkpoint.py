@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import secrets
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 
-from ..charset import Charset
+from ..charset import BLANK, Charset
 from ..errors import ConfigError, MissingFileError, ModelError, TrainingError
 from ..inference import bundled_path
 from ..spec import ModelSpec
@@ -27,7 +28,7 @@ from .model import CRNN
 FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"
 MODEL_NAME = "model.pt"
-BUNDLED = {"default": "default.pt", "knu2021": "knu2021.pt"}
+BUNDLED = {"default": "default.pt", "knu2021": "knu2021.pt", "opaque": "opaque.pt"}
 """Models shipped in the package, by the name ``--init`` accepts."""
 
 
@@ -110,12 +111,19 @@ def load_checkpoint(path: str | os.PathLike[str]) -> LoadedModel:
     return LoadedModel(model.eval(), spec, arch, state.get("preset", "custom"), state)
 
 
-def adapt(loaded: LoadedModel, charset: Charset, max_length: int) -> tuple[CRNN, ModelSpec]:
+def adapt(
+    loaded: LoadedModel, charset: Charset, max_length: int, *, keep_symbols: bool = True, width: int | None = None
+) -> tuple[CRNN, ModelSpec]:
     """A copy of ``loaded`` that reads ``charset``, for fine-tuning on data with another vocabulary.
 
-    The new charset keeps the old symbols in their classes and appends the
-    data's new ones, so every shared symbol's output row is copied; new rows
-    start from fresh initialization.
+    With ``keep_symbols`` the new charset keeps the old symbols in their
+    classes and appends the data's new ones (a site's model learning a symbol
+    more); without it the new charset is exactly ``charset`` (a broad reader
+    narrowed to a folder's symbols, which should never answer with one the
+    folder does not use, nor read more symbols than its labels hold). Either
+    way the blank's and every kept symbol's output row is copied; new rows
+    start from fresh initialization. ``width`` changes the input width (the
+    CRNN's weights do not depend on it).
 
     Raises:
         TrainingError: the data shares no symbol with the model (nothing to fine-tune from).
@@ -127,13 +135,17 @@ def adapt(loaded: LoadedModel, charset: Charset, max_length: int) -> tuple[CRNN,
             f"the data's vocabulary {charset.symbols!r} shares no symbol with the model's {old.symbols!r}; "
             "train from scratch instead of --init"
         )
-    merged = Charset(old.symbols + "".join(s for s in charset.symbols if s not in old))
-    spec = ModelSpec(merged, loaded.spec.preprocess, max(max_length, loaded.spec.max_length))
+    merged = Charset(old.symbols + "".join(s for s in charset.symbols if s not in old)) if keep_symbols else charset
+    preprocess = loaded.spec.preprocess if width is None else replace(loaded.spec.preprocess, width=width)
+    spec = ModelSpec(merged, preprocess, max(max_length, loaded.spec.max_length) if keep_symbols else max_length)
     model = CRNN(loaded.arch, spec)
     weights = {k: v for k, v in loaded.model.state_dict().items() if not k.startswith("classifier.")}
     model.load_state_dict(weights, strict=False)
+    # Class 0 is the blank in both; symbol i is class i + 1.
+    carried = [s for s in merged.symbols if s in old]
+    rows = [(BLANK, BLANK)] + [(merged.symbols.index(s) + 1, old.symbols.index(s) + 1) for s in carried]
+    new_rows, old_rows = (list(side) for side in zip(*rows))
     with torch.no_grad():
-        rows = old.num_classes  # blank and the old symbols keep their classes
-        model.classifier.weight[:rows] = loaded.model.classifier.weight
-        model.classifier.bias[:rows] = loaded.model.classifier.bias
+        model.classifier.weight[new_rows] = loaded.model.classifier.weight[old_rows]
+        model.classifier.bias[new_rows] = loaded.model.classifier.bias[old_rows]
     return model, spec

@@ -115,7 +115,23 @@ FINE_TUNE_LR = 1e-4
 """The learning rate ``knucaptcha train --init`` uses unless told otherwise. At
 the from-scratch 1e-3, fine-tuning the default on 200 images of a new font
 family forgot more than it learned (56.5% against 58.5% zero-shot); at 1e-4 it
-reached 67.1% (``benchmarks/adaptation.py``)."""
+reached 67.1% (``benchmarks/adaptation.py``). Not from the bundled ``opaque`` reader, which
+``train --data`` starts from on opaque folders: a broad start has more to learn than a site's
+model has to keep, and on 200 labels of each dev library (validated on splits of their own, 4
+minutes each) it read 69% and 43% at 1e-4, 83% and 51% at 3e-4, 89% and 52% at 1e-3, so it
+trains at the from-scratch rate."""
+
+
+FOLDER_WARMUP = 200
+"""The warm-up steps ``knucaptcha train --data`` uses unless told otherwise (generated data: none)."""
+
+FOLDER_MAX_MINUTES = 10.0
+"""The time limit of ``knucaptcha train --data`` unless told otherwise: a folder of a few hundred captchas
+should be read within it on a laptop's CPU (issue 17's target)."""
+
+FOLDER_WEIGHT_DECAY = 0.01
+"""The weight decay ``knucaptcha train --data`` uses unless told otherwise (AdamW's own default; generated
+data, which never repeats an image, none)."""
 
 
 def preset(name: str) -> ArchConfig:
@@ -153,6 +169,15 @@ class TrainConfig:
             training split repeated up to about this many when it is smaller
             (so that patience, counted in epochs, means enough steps).
         valid_size: generated validation images.
+        warmup: steps over which the learning rate rises linearly from
+            ``lr / warmup`` to ``lr`` at the start of a run: the first steps'
+            gradients on a fresh output layer are large and unreliable, and a
+            full-size step there can undo what a pretrained reader knows.
+        max_minutes: stop before an epoch that would end past this many
+            minutes of training (counted over resumed runs too; 0: no limit).
+        weight_decay: AdamW's decoupled weight decay (0: plain Adam), which
+            keeps a model fitting a few hundred images from growing weights
+            that memorize them.
     """
 
     max_epochs: int = 500
@@ -167,13 +192,20 @@ class TrainConfig:
     valid_fraction: float = 0.1
     epoch_size: int = 4000
     valid_size: int = 400
+    warmup: int = 0
+    weight_decay: float = 0.0
+    max_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "batch_size", "patience", "plateau_patience", "epoch_size", "valid_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.min_epochs < 0 or self.lr_patience < 0:
-            raise ConfigError("min_epochs and lr_patience may not be negative")
+        if self.min_epochs < 0 or self.lr_patience < 0 or self.warmup < 0:
+            raise ConfigError("min_epochs, lr_patience and warmup may not be negative")
+        if self.max_minutes < 0:
+            raise ConfigError(f"max_minutes may not be negative, not {self.max_minutes}")
+        if not 0 <= self.weight_decay < 1:
+            raise ConfigError(f"weight_decay must lie in [0, 1), not {self.weight_decay}")
         if not 0 < self.lr < 1:
             raise ConfigError(f"lr must lie in (0, 1), not {self.lr}")
         if not 0 < self.valid_fraction < 1:

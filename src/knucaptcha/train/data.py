@@ -402,13 +402,16 @@ def augment(images: torch.Tensor, generator: torch.Generator, preprocess: Prepro
 
     Binarized inputs stay on their levels: the warped image is rounded back to
     0/1 (or 0/0.5/1 with ``opaque_at``) and noise flips 1% of the pixels to
-    the other side of 0.5; gray inputs get Gaussian noise instead.
+    the other side of 0.5. Gray inputs also vary as one site's captchas do
+    from image to image (:func:`_vary_gray`) and get Gaussian noise instead.
     """
     n, _, height, width = images.shape
 
     def uniform(low: float, high: float) -> torch.Tensor:
         return torch.rand(n, generator=generator) * (high - low) + low
 
+    if not preprocess.binarize:
+        images = _vary_gray(images, generator)
     angle = uniform(-4, 4) * math.pi / 180
     scale = uniform(0.94, 1.06)
     # affine_grid works in [-1, 1] coordinates: a shift of 2 px is 4 / size.
@@ -432,3 +435,19 @@ def augment(images: torch.Tensor, generator: torch.Generator, preprocess: Prepro
         return ((warped > 0.5) ^ flips).float()
     noise = torch.randn(warped.shape, generator=generator) * 0.05
     return (warped + noise).clamp(0.0, 1.0)
+
+
+def _vary_gray(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Per image of ``(N, 1, H, W)`` gray ink: a third thicken their strokes (3×3 dilation), a third
+    thin them (erosion), a quarter are blurred (3×3 mean), and every one's contrast and background
+    change (ink scaled by 0.6..1.1, plus a background level of 0..0.15)."""
+    n = images.shape[0]
+    stroke = torch.rand(n, 1, 1, 1, generator=generator)
+    thick = F.max_pool2d(images, 3, stride=1, padding=1)
+    thin = -F.max_pool2d(-images, 3, stride=1, padding=1)
+    images = torch.where(stroke < 1 / 3, thick, torch.where(stroke < 2 / 3, thin, images))
+    blurred = F.avg_pool2d(images, 3, stride=1, padding=1, count_include_pad=False)
+    images = torch.where(torch.rand(n, 1, 1, 1, generator=generator) < 0.25, blurred, images)
+    contrast = torch.rand(n, 1, 1, 1, generator=generator) * 0.5 + 0.6
+    background = torch.rand(n, 1, 1, 1, generator=generator) * 0.15
+    return (images * contrast + background * (1 - images)).clamp(0.0, 1.0)

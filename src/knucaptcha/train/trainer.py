@@ -1,4 +1,4 @@
-"""The training loop: Adam on CTC loss, early stopping on validation accuracy after take-off, a checkpoint every epoch.
+"""The training loop: Adam (AdamW with weight decay) on CTC loss, an optional warm-up, early stopping on validation accuracy after take-off, a checkpoint every epoch.
 
 A run lives in one folder::
 
@@ -116,7 +116,7 @@ class Trainer:
         self.source = source
         self.notes = dict(notes or {})
         self.observer = observer or Observer()
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.epoch = 0
         self.history: list[EpochRecord] = []
         self.stopping = Stopping()
@@ -168,12 +168,20 @@ class Trainer:
         finally:
             self.source.close()
         self.finish()
-        return self._result("early stopping" if self._should_stop() else "max epochs")
+        return self._result(
+            "early stopping" if self._should_stop() else "time limit" if self._out_of_time() else "max epochs"
+        )
 
     @property
     def finished(self) -> bool:
-        """Whether early stopping has triggered or ``max_epochs`` are done."""
-        return self.epoch >= self.config.max_epochs or self._should_stop()
+        """Whether early stopping has triggered, ``max_epochs`` are done or another epoch would overrun ``max_minutes``."""
+        return self.epoch >= self.config.max_epochs or self._should_stop() or self._out_of_time()
+
+    def _out_of_time(self) -> bool:
+        """Whether one more epoch as long as the last would end past ``max_minutes``."""
+        if not self.config.max_minutes or not self.history:
+            return False
+        return sum(r.seconds for r in self.history) + self.history[-1].seconds > self.config.max_minutes * 60
 
     def run_epoch(self) -> EpochRecord:
         """Train one epoch, validate, update early stopping and save the checkpoint."""
@@ -182,10 +190,14 @@ class Trainer:
         seed = self.config.seed * 1_000_003 + self.epoch
         torch.manual_seed(seed)  # dropout masks
         generator = torch.Generator().manual_seed(seed)  # shuffling and augmentation
-        self.observer.epoch_started(self.epoch + 1, math.ceil(len(data) / self.config.batch_size))
+        steps = math.ceil(len(data) / self.config.batch_size)
+        self.observer.epoch_started(self.epoch + 1, steps)
         self.model.train()
         total = 0.0
-        for batch in data.batches(self.config.batch_size, generator):
+        for step, batch in enumerate(data.batches(self.config.batch_size, generator), start=self.epoch * steps):
+            if step < self.config.warmup:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.config.lr * (step + 1) / self.config.warmup
             images = batch.images
             if self.config.augment:
                 images = augment(images, generator, self.spec.preprocess)
@@ -307,6 +319,7 @@ def start(
     *,
     preset: str = "fast",
     init: tuple[str, LoadedModel] | None = None,
+    keep_symbols: bool = True,
     observer: Observer | None = None,
 ) -> Trainer:
     """A trainer for a new run in ``run_dir`` (which must not hold one yet).
@@ -315,7 +328,10 @@ def start(
         source: the data; its vocabulary and preprocessing define the model's spec.
         preset: the architecture, unless ``init`` is given.
         init: ``(reference, loaded model)`` to fine-tune from; its architecture
-            and preprocessing are kept and its vocabulary is mapped onto the data's.
+            and preprocessing are kept (but for the input width, which the data
+            may change) and its vocabulary is mapped onto the data's.
+        keep_symbols: with ``init``, keep the model's symbols the data lacks
+            (see :func:`~knucaptcha.train.checkpoint.adapt`).
 
     Raises:
         TrainingError: the folder already holds a run, or ``init`` preprocesses
@@ -333,11 +349,12 @@ def start(
         model = CRNN(arch, spec)
     else:
         reference, loaded = init
-        if loaded.spec.preprocess != source.preprocess:
+        if replace(source.preprocess, width=loaded.spec.preprocess.width) != loaded.spec.preprocess:
             raise TrainingError(
                 f"{reference} reads images as {loaded.spec.preprocess}, but the data needs {source.preprocess}"
             )
-        model, spec = adapt(loaded, charset, max_length)
+        width = source.preprocess.width
+        model, spec = adapt(loaded, charset, max_length, keep_symbols=keep_symbols, width=width)
         arch, preset = loaded.arch, loaded.preset
         notes["init"] = str(reference)
     return Trainer(run_dir, model, spec, arch, preset, config, source, notes, observer)

@@ -2,14 +2,16 @@
 
     benchmarks/setup_folders.sh          # once: captcha and CairoSVG into .bench-venv, svg-captcha into .bench-venv/node
     .bench-venv/bin/python benchmarks/folders.py --work out/folders --json out/folders.json
+    .bench-venv/bin/python benchmarks/folders.py --work out/scratch --sizes 200,500 --init none   # the same from scratch
 
 For each generator the script writes a test folder of 1,000 captchas and, from
 another seed, training folders of 200, 500 and 1,000 (each the first images of
 one stream, so the smaller folders are prefixes of the larger). It trains on
 each folder with ``knucaptcha train --data DIR --out RUN`` and nothing else
 (default flags: an opaque folder starts from the bundled ``opaque`` reader,
-with the folder recipe's 10-minute limit) but ``--threads 1``, one run at a
-time, and scores every model on the test folder. The generators:
+with the folder recipe's 10-minute limit) but ``--threads 1`` (and ``--init``
+when given: ``--init none`` shows what the reader adds), one run at a time,
+and scores every model on the test folder. The generators:
 
 ``captcha``
     The PyPI package's ``ImageCaptcha()`` at its defaults (160×60 RGB, its
@@ -82,6 +84,7 @@ class Run:
 
     library: str
     labels: int
+    start: str
     sequence_accuracy: float
     char_accuracy: float
     epochs: int
@@ -141,6 +144,8 @@ def write_folder(folder: Path, images: Iterator[tuple[str, bytes]]) -> Path:
 def train_and_score(args: argparse.Namespace, library: str, size: int, data: Path, run: Path, test: Path) -> Run:
     """``knucaptcha train --data`` on ``data`` with default flags (one thread) in a child process; score the model."""
     command = [str(args.trainer), "train", "--data", str(data), "--out", str(run), "--threads", "1"]
+    if args.init is not None:
+        command += ["--init", args.init]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -150,20 +155,21 @@ def train_and_score(args: argparse.Namespace, library: str, size: int, data: Pat
     scores = evaluate_folder(solver, scan_folder(test)).scores
     training = json.loads(solver.metadata["knucaptcha.training"])
     first = re.sub(r"^\S+: ", "", done.stderr.splitlines()[0])  # without the folder's path
+    start = first.rsplit("; ", 1)[1].split(" (")[0]  # the first line ends with where training started
     shown = " ".join(["knucaptcha", *command[1:]])
-    return Run(library, size, scores.sequence_accuracy, scores.char_accuracy, training["epochs"],
+    return Run(library, size, start, scores.sequence_accuracy, scores.char_accuracy, training["epochs"],
                training["best_epoch"], seconds, first, shown)  # fmt: skip
 
 
 def table(runs: list[Run]) -> str:
     """The runs as a Markdown table."""
     lines = [
-        "| generator | labelled images | sequence accuracy | char accuracy | epochs (best) | training time |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| generator | labelled images | start | sequence accuracy | char accuracy | epochs (best) | training time |",
+        "|---|---:|---|---:|---:|---:|---:|",
     ]
     for r in runs:
         lines.append(
-            f"| {r.library} | {r.labels} | {r.sequence_accuracy:.1%} | {r.char_accuracy:.1%} | "
+            f"| {r.library} | {r.labels} | {r.start} | {r.sequence_accuracy:.1%} | {r.char_accuracy:.1%} | "
             f"{r.epochs} ({r.best_epoch}) | {r.seconds / 60:.1f} min |"
         )
     return "\n".join(lines)
@@ -181,6 +187,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--test-count", type=int, default=1000, help="test images per generator")
     parser.add_argument("--trainer", type=Path, default=ROOT / ".venv" / "bin" / "knucaptcha",
                         help="the knucaptcha executable that trains (needs the train extra)")  # fmt: skip
+    parser.add_argument("--init", help="passed to knucaptcha train (default: none given; 'none' trains from scratch)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     args.libraries = args.libraries.split(",")
@@ -213,7 +220,7 @@ def main() -> None:
                 args.json.write_text(json.dumps([asdict(r) for r in runs], indent=2) + "\n")
     setting = (
         f"{args.test_count} test images per generator (seed {TEST_SEED}), training folders from seed {POOL_SEED}; "
-        f"knucaptcha train --data DIR --out RUN --threads 1; {datetime.now(timezone.utc):%Y-%m-%d}, {platform.machine()}"
+        f"knucaptcha train --data DIR --out RUN --threads 1{'' if args.init is None else ' --init ' + args.init}; {datetime.now(timezone.utc):%Y-%m-%d}, {platform.machine()}"
     )
     print(setting)
     print(table(runs))

@@ -133,7 +133,7 @@ def adapt(
     if not shared:
         raise TrainingError(
             f"the data's vocabulary {charset.symbols!r} shares no symbol with the model's {old.symbols!r}; "
-            "train from scratch instead of --init"
+            "train from scratch with --init none"
         )
     merged = Charset(old.symbols + "".join(s for s in charset.symbols if s not in old)) if keep_symbols else charset
     preprocess = loaded.spec.preprocess if width is None else replace(loaded.spec.preprocess, width=width)

@@ -227,7 +227,7 @@ def reader_input(
         raise ConfigError(
             f"{', '.join(refused)}: the {reference} reader this run starts from reads {preprocess.mode} input "
             f"{preprocess.height} px high with {_levels(preprocess)}; drop {', '.join(refused)}, or train from "
-            "scratch with --init none"
+            f"scratch with --init {NO_INIT}"
         )
     source = f"from the {reference} reader"
     if request.size is None:

@@ -285,7 +285,9 @@ def _folder_source(
         origin = "from scratch"
     elif reference == FOLDER_READER:
         found = reader_input(reference, loaded[1].spec.preprocess, stats, request, stride=loaded[1].arch.time_stride)
-        origin = f"from the bundled {reference} reader" + ("" if init else " (the default for opaque images; --init none trains from scratch)")
+        origin = f"from the bundled {reference} reader"
+        if init is None:
+            origin += " (the default for opaque images; --init none trains from scratch)"
     else:
         found = init_input(reference, loaded[1].spec.preprocess, stats, request)
         origin = f"from --init {reference}"

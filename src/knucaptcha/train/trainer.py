@@ -1,4 +1,4 @@
-"""The training loop: Adam (AdamW with weight decay) on CTC loss, an optional warm-up, early stopping on validation accuracy after take-off, a checkpoint every epoch.
+"""The training loop: AdamW on CTC loss, early stopping on validation accuracy after take-off, a checkpoint every epoch.
 
 A run lives in one folder::
 
@@ -174,7 +174,7 @@ class Trainer:
 
     @property
     def finished(self) -> bool:
-        """Whether early stopping has triggered, ``max_epochs`` are done or another epoch would overrun ``max_minutes``."""
+        """Whether early stopping has triggered, ``max_epochs`` are done, or one more epoch would overrun ``max_minutes``."""
         return self.epoch >= self.config.max_epochs or self._should_stop() or self._out_of_time()
 
     def _out_of_time(self) -> bool:
@@ -353,8 +353,7 @@ def start(
             raise TrainingError(
                 f"{reference} reads images as {loaded.spec.preprocess}, but the data needs {source.preprocess}"
             )
-        width = source.preprocess.width
-        model, spec = adapt(loaded, charset, max_length, keep_symbols=keep_symbols, width=width)
+        model, spec = adapt(loaded, charset, max_length, keep_symbols=keep_symbols, width=source.preprocess.width)
         arch, preset = loaded.arch, loaded.preset
         notes["init"] = str(reference)
     return Trainer(run_dir, model, spec, arch, preset, config, source, notes, observer)

@@ -23,7 +23,7 @@ from types import ModuleType
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from knucaptcha.generator import encode_png, get_style, render_sample
 from knucaptcha.ctc import ReadOptions
@@ -163,6 +163,27 @@ def test_demo_page_reads_within_the_alphabet_typed(
     page.press("#symbols", "Enter")
     expect(page.locator("#error")).to_contain_text("the model cannot read")
     expect(page.locator("#result-text")).to_have_text("")
+
+
+def test_a_late_practice_sample_never_replaces_the_users_own_image(
+    page: Page, site: tuple[str, Path], shipped_model: Path, tmp_path: Path
+) -> None:
+    held: list[Route] = []  # the page's first GET /captcha, answered only after the upload has been read
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    page.route(re.compile(r".*/captcha$"), hold)
+    solver = Solver.load(shipped_model)
+    upload, reading = show_a_readable_captcha(page, site[0], solver, tmp_path)
+    assert len(held) == 1
+    held[0].continue_()
+    page.wait_for_load_state("networkidle")
+    expect(page.locator("#source")).to_contain_text("upload.png")
+    expect(page.locator("#result-text")).to_have_text(reading)
+    page.fill("#length", "2")  # read again: still the upload, not the late sample
+    page.press("#length", "Enter")
+    expect(page.locator("#result-text")).to_have_text(solver.solve(upload, length=2).text)
 
 
 def test_demo_page_reads_the_length_typed_up_to_the_models_maximum(

@@ -4,7 +4,9 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { image: null, captchaId: null, models: [], siteLength: null };
+// shown and solving count the images shown and the readings asked for: a response that a newer
+// request has overtaken (a slow /captcha after the user's own upload, an earlier reading) is dropped.
+const state = { image: null, captchaId: null, models: [], siteLength: null, shown: 0, solving: 0 };
 
 async function errorMessage(response) {
   try {
@@ -42,6 +44,7 @@ function showReading(result) {
 
 async function solve() {
   if (!state.image) return;
+  const ticket = ++state.solving;
   const form = new FormData();
   form.append("file", state.image, state.image.name || "image");
   const query = new URLSearchParams();
@@ -53,17 +56,19 @@ async function solve() {
   $("result").setAttribute("aria-busy", "true");
   try {
     const response = await fetch(url, { method: "POST", body: form });
+    const answer = response.ok ? await response.json() : await errorMessage(response);
+    if (ticket !== state.solving) return;
     if (!response.ok) {
       $("result-text").textContent = "";
       $("result-chars").replaceChildren();
       $("result-meta").textContent = "";
-      showError(await errorMessage(response));
+      showError(answer);
       return;
     }
     showError("");
-    showReading(await response.json());
+    showReading(answer);
   } finally {
-    $("result").setAttribute("aria-busy", "false");
+    if (ticket === state.solving) $("result").setAttribute("aria-busy", "false");
   }
 }
 
@@ -77,20 +82,24 @@ function show(image, source) {
 }
 
 async function newSample() {
+  const ticket = ++state.shown;
   const response = await fetch("/captcha", { cache: "no-store" });
+  const answer = response.ok ? await response.blob() : await errorMessage(response);
+  if (ticket !== state.shown) return; // an image of the user's (or a newer sample) came first
   if (!response.ok) {
-    showError(await errorMessage(response));
+    showError(answer);
     return;
   }
   state.captchaId = response.headers.get("X-Captcha-Id");
   $("answer").value = "";
   $("answer").disabled = $("check").disabled = false;
   $("verdict").textContent = "";
-  await show(await response.blob(), "A generated sample, new on every request (GET /captcha).");
+  await show(answer, "A generated sample, new on every request (GET /captcha).");
 }
 
 function useFile(file) {
   if (!file) return;
+  state.shown += 1;
   state.captchaId = null; // practice answers are for generated samples only
   $("answer").disabled = $("check").disabled = true;
   $("verdict").textContent = "";

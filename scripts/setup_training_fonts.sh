@@ -33,15 +33,6 @@ link() { ln -sf "$(realpath "$1")" "$DEST/$(basename "$1")"; }
 for package in "${PACKAGES[@]}"; do
   dpkg -L "$package" | grep -E '\.(ttf|otf)$' | while read -r file; do [[ -f $file ]] && link "$file"; done
 done
-"$PYTHON" - "$DEST" <<'PY'
-import sys
-from pathlib import Path
-from knucaptcha.generator.fonts import bundled_font_dir, matplotlib_font_dir
-
-dest = Path(sys.argv[1])
-for path in [*matplotlib_font_dir().glob("DejaVu*.ttf"), *bundled_font_dir().glob("*.ttf")]:
-    link = dest / path.name
-    link.unlink(missing_ok=True)
-    link.symlink_to(path.resolve())
-PY
+read -r MATPLOTLIB BUNDLED < <("$PYTHON" -c 'from knucaptcha.generator.fonts import bundled_font_dir as b, matplotlib_font_dir as m; print(m(), b())')
+for file in "$MATPLOTLIB"/DejaVu*.ttf "$BUNDLED"/*.ttf; do link "$file"; done
 echo "$(find "$DEST" -maxdepth 1 -type l | wc -l) font files in $DEST"

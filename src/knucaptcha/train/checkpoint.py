@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 

@@ -275,7 +275,8 @@ def test_both_pages_work_under_their_content_security_policy(page: Page, site: t
         response = page.goto(f"{url}{path}")
         assert response is not None and "frame-ancestors 'none'" in response.headers["content-security-policy"]
         expect(page.locator(loaded)).to_have_attribute("src", re.compile("."))
-        page.wait_for_function(f"document.querySelector('{loaded}').complete")
+        # A locator assertion, not wait_for_function: its polling predicate is an eval in the page, which this CSP refuses.
+        expect(page.locator(loaded)).to_have_js_property("complete", True)
         assert page.evaluate("window.violations") == [], path
     expect(page.locator("#label-input")).to_have_css("font-family", re.compile("monospace"))  # label.css applied
 

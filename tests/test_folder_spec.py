@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -47,8 +48,9 @@ def test_a_transparent_folder_reads_the_alpha_channel_binarized_at_its_own_size(
 def test_an_opaque_folder_reads_gray_linear_levels(tmp_path: Path) -> None:
     folder = folder_of(tmp_path, [("ab12", (150, 40), False), ("cd34", (150, 40), False)])
     found = infer_input(folder_stats(folder), stride=8)
-    assert found.preprocess == PreprocessSpec(mode="gray", height=40, width=152, binarize=False)
+    assert found.preprocess == PreprocessSpec(mode="gray", height=40, width=152, binarize=False, background="flatten")
     assert "0 of 2 images transparent" in found.reasons["channel"]
+    assert found.reasons["background"] == "inferred for gray"
 
 
 def test_an_rgba_file_whose_alpha_is_all_opaque_counts_as_opaque(tmp_path: Path) -> None:
@@ -94,20 +96,24 @@ def test_a_mixed_mode_folder_reads_gray_and_refuses_alpha(tmp_path: Path) -> Non
 def test_explicit_fields_win_and_levels_imply_binarization(tmp_path: Path) -> None:
     folder = folder_of(tmp_path, [("AB", (120, 40), False), ("CD", (120, 40), False)])
     stats = folder_stats(folder)
-    found = infer_input(stats, PreprocessRequest(size=(200, 50), threshold=100), stride=8)
+    found = infer_input(stats, PreprocessRequest(size=(200, 50), threshold=100, background="keep"), stride=8)
     assert found.preprocess == PreprocessSpec(mode="gray", height=50, width=200, binarize=True, threshold=100)
     assert found.reasons["size"] == "--size" and found.reasons["levels"] == "given"
+    assert found.reasons["background"] == "--background"
+    assert infer_input(stats, PreprocessRequest(channel="auto"), stride=8).preprocess.background == "keep"
     with pytest.raises(ConfigError, match="drop them or --no-binarize"):
         PreprocessRequest(binarize=False, threshold=100)
     with pytest.raises(ConfigError, match="--channel must be one of"):
         PreprocessRequest(channel="rgb")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="--background must be one of keep, flatten"):
+        PreprocessRequest(background="subtract")  # type: ignore[arg-type]
 
 
 def test_init_keeps_the_models_preprocessing_and_refuses_alpha_on_opaque_images(tmp_path: Path) -> None:
     folder = folder_of(tmp_path, [("AB", (120, 40), False), ("CD", (120, 40), False)])
     stats = folder_stats(folder)
     gray = PreprocessSpec(mode="gray", height=40, width=150, binarize=False)
-    assert init_input("knu2021", gray, stats, PreprocessRequest()).preprocess == gray
+    assert init_input("knu2021", gray, stats, PreprocessRequest()).preprocess == gray  # background kept, as it was
     with pytest.raises(TrainingError, match=r"--init default reads the alpha channel .* drop --init to start from "
                        r"the bundled opaque reader .* --init none"):  # fmt: skip
         init_input("default", PreprocessSpec(opaque_at=250), stats, PreprocessRequest())
@@ -137,8 +143,11 @@ def test_an_opaque_folder_starts_from_the_reader_unless_init_says_otherwise(tmp_
 def test_the_reader_keeps_its_height_and_levels_and_takes_the_folders_width(tmp_path: Path) -> None:
     folder = folder_of(tmp_path, [("A1", (250, 75), False), ("B2", (250, 75), False), ("C3", (137, 47), False)])
     found = reader_input(FOLDER_READER, READER, folder_stats(folder), PreprocessRequest(), stride=8)
-    # 48 px high, as the reader; 48 x 250/75 = 160 columns, 20 frames of 8.
-    assert found.preprocess == READER
+    # 48 px high, as the reader; 48 x 250/75 = 160 columns, 20 frames of 8; the background flattened, as for gray.
+    assert found.preprocess == replace(READER, background="flatten")
+    assert found.reasons["background"] == "inferred for gray"
+    kept = reader_input(FOLDER_READER, READER, folder_stats(folder), PreprocessRequest(background="keep"), stride=8)
+    assert kept.preprocess == READER and kept.reasons["background"] == "--background"
     assert found.reasons["size"] == "height from the opaque reader, width from the median aspect ratio, a multiple of 8"
     square = folder_of(tmp_path / "square", [("ABCDEFGH", (60, 60), False)])
     # 48 columns would be 6 frames; 8 symbols need 16.

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from knucaptcha.errors import ImageError, ImageTooLargeError, MissingFileError
-from knucaptcha.preprocess import has_alpha, load_image, to_batch, to_input
+from knucaptcha.preprocess import flatten_background, has_alpha, load_image, to_batch, to_input
 from knucaptcha.spec import PreprocessSpec
 
 GRAY = PreprocessSpec(mode="gray", binarize=False)
@@ -295,3 +295,45 @@ def test_missing_path_directory_and_unreadable_file(tmp_path: Path, monkeypatch:
 def test_unsupported_sources_raise_image_error(source: object) -> None:
     with pytest.raises(ImageError):
         to_input(source)  # type: ignore[arg-type]
+
+
+# --- background flattening (PreprocessSpec.background) ----------------------------------------------
+
+
+def bars_on(paper: np.ndarray) -> np.ndarray:
+    """``paper``, an (H, W) luminance, with two dark 10 px bars (bold strokes) and one 2 px line drawn on it."""
+    image = paper.astype(np.uint8).copy()
+    image[8:40, 20:30] = 20
+    image[8:40, 90:100] = 20
+    image[24:26, 40:80] = 20
+    return image
+
+
+def test_flattening_takes_a_gradient_away_and_keeps_bold_strokes_whole() -> None:
+    gradient = np.tile(np.linspace(90, 255, 160), (48, 1))  # dark grey to white, as knu2021's paper
+    flat = flatten_background(255 - bars_on(gradient))
+    assert flat[8:40, 21:29].min() >= 200 and flat[8:40, 91:99].min() >= 200  # middles of the bars too
+    assert flat[25, 40:80].min() >= 200
+    paper = np.ones_like(flat, bool)
+    paper[4:44, 16:104] = False  # around the drawing: nothing but the gradient, which is gone
+    assert flat[paper].max() <= 51  # a fifth of full ink at most, at the dark edge where the tiles extrapolate
+    assert (255 - bars_on(gradient))[paper].max() >= 160  # where the raw ink map had up to 165
+
+
+def test_flattening_turns_light_text_on_dark_round() -> None:
+    dark_on_light = 255 - bars_on(np.full((48, 160), 235))
+    light_on_dark = 255 - dark_on_light  # the same picture in negative
+    assert np.abs(flatten_background(light_on_dark).astype(int) - flatten_background(dark_on_light)).max() <= 2
+
+
+def test_flattening_an_empty_picture_does_not_raise_its_noise_to_ink() -> None:
+    noise = np.random.default_rng(0).integers(0, 12, (48, 160)).astype(np.uint8)  # a blank page, grain only
+    assert flatten_background(noise).max() <= 4 * 12
+
+
+def test_the_spec_flattens_before_its_levels_and_keeps_otherwise() -> None:
+    picture = Image.fromarray(bars_on(np.tile(np.linspace(90, 255, 160), (48, 1))))
+    keep = PreprocessSpec(mode="gray", height=48, width=160, binarize=False)
+    flat = PreprocessSpec(mode="gray", height=48, width=160, binarize=False, background="flatten")
+    assert np.allclose(to_input(picture, keep)[0], (255 - np.asarray(picture)) / 255)
+    assert np.allclose(to_input(picture, flat)[0], flatten_background(255 - np.asarray(picture)) / 255)

@@ -103,6 +103,7 @@ def test_check_keys_accepts_known_keys() -> None:
         {"opaque_at": 256},
         {"opaque_at": 10, "threshold": 10},
         {"opaque_at": 250.0},
+        {"background": "subtract"},
     ],
 )
 def test_preprocess_validation(values: dict[str, object]) -> None:
@@ -125,3 +126,9 @@ def test_opaque_at_travels_in_the_metadata_and_stays_out_of_it_when_unset() -> N
     three = ModelSpec(Charset("AB"), PreprocessSpec(opaque_at=250))
     assert ModelSpec.from_metadata(three.to_metadata()) == three
     assert "opaque_at" not in ModelSpec(Charset("AB")).to_metadata()["knucaptcha.preprocess"]  # older readers
+
+
+def test_a_flattened_background_travels_in_the_metadata_and_a_kept_one_stays_out_of_it() -> None:
+    flat = ModelSpec(Charset("AB"), PreprocessSpec(mode="gray", binarize=False, background="flatten"))
+    assert ModelSpec.from_metadata(flat.to_metadata()) == flat
+    assert "background" not in ModelSpec(Charset("AB")).to_metadata()["knucaptcha.preprocess"]  # older readers

@@ -212,7 +212,7 @@ def test_init_narrowed_to_the_datas_symbols_carries_over_the_shared_rows_at_a_ne
     source = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0)
     start(tmp_path / "base", source, quick(max_epochs=1)).fit()
     loaded = load_checkpoint(tmp_path / "base")  # blank, 0, 1, 2, 3; up to 3 long
-    model, spec = adapt(loaded, Charset("35X1"), 2, keep_symbols=False, width=96)
+    model, spec = adapt(loaded, Charset("35X1"), 2, keep_symbols=False, preprocess=replace(loaded.spec.preprocess, width=96))
     assert spec.charset.symbols == "35X1" and spec.max_length == 2 and spec.preprocess.width == 96
     weights, old = model.classifier.weight, loaded.model.classifier.weight
     # blank <- blank, 3 <- 3 (class 4), 1 <- 1 (class 2); 5 and X start fresh.

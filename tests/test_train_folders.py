@@ -64,10 +64,10 @@ def test_an_opaque_folder_starts_from_the_bundled_reader_and_reads_held_out_capt
     first = result.stderr.splitlines()[0]
     assert first.startswith(f"{data}: 200 images; channel gray (from the opaque reader), input 176x48 (height from "
                             "the opaque reader, width from the median aspect ratio, a multiple of 8)")  # fmt: skip
-    assert "charset 2345abcd (8 symbols, from the labels), max length 4" in first
+    assert "background flattened (inferred for gray), charset 2345abcd (8 symbols, from the labels), max length 4" in first
     assert first.endswith("; from the bundled opaque reader (the default for opaque images; --init none trains from scratch)")
     solver = Solver.load(tmp_path / "reader" / "model.onnx")
-    assert solver.spec.preprocess == PreprocessSpec(mode="gray", height=48, width=176, binarize=False)
+    assert solver.spec.preprocess == PreprocessSpec(mode="gray", height=48, width=176, binarize=False, background="flatten")
     assert solver.spec.charset.symbols == "2345abcd"  # narrowed to the folder's symbols
     config = checkpoint.read(tmp_path / "reader" / "checkpoint.pt")["config"]  # the folder recipe's defaults
     assert (config["lr"], config["warmup"], config["weight_decay"], config["max_minutes"]) == (1e-3, 200, 0.01, 10.0)
@@ -116,6 +116,8 @@ def test_explicit_preprocessing_flags_are_stored_in_the_model(tmp_path: Path, op
         (["--style", "knu2021"], "error: --style draws generated captchas; a --data folder is read in its own format"),
         (["--size", "150"], "error: --size takes WIDTHxHEIGHT such as 160x48, not '150'"),
         (["--no-binarize", "--threshold", "9"], "error: --threshold and --opaque-at set binarization levels"),
+        (["--init", "knu2021", "--background", "keep"], "error: --init knu2021 brings its own preprocessing "
+         "(gray 150x40, linear levels); drop --background"),
     ],
 )
 def test_choices_that_contradict_the_folder_are_refused_naming_the_fix(

@@ -19,14 +19,19 @@ measured it:
   :data:`FRAMES_PER_SYMBOL` frames per symbol of the longest label.
 - levels: binarized above 0 for alpha (the seed's ``alpha > 0``), linear
   darkness for gray and auto.
+- background: flattened for gray
+  (:func:`~knucaptcha.preprocess.flatten_background`: the paper's tint or
+  gradient taken out, light text on dark turned round, the drawing stretched
+  to full ink), kept for alpha, whose transparent pixels are no paper, and
+  for auto, which reads some images so.
 
 A folder that does not read as alpha (some image is opaque) starts from the
 bundled ``opaque`` reader (:data:`FOLDER_READER`, trained on the generated
 ``opaque`` style) unless ``--init`` says otherwise (``--init none``: from
 scratch): a few hundred labels are too few to learn glyphs from nothing, and
 plenty to adapt a reader that knows them. The reader fixes the channel (gray),
-the height (its own, 48 px) and the levels (linear); the width is still the
-folder's, the reader's height times the images' median aspect ratio rounded
+the height (its own, 48 px) and the levels (linear); the background and the
+width are still the folder's, the reader's height times the images' median aspect ratio rounded
 to its stride (the CRNN reads any width), as :func:`reader_input` says.
 
 The charset and maximum length come from the labels, as before
@@ -46,7 +51,7 @@ from dataclasses import dataclass, fields, replace
 from .charset import Charset
 from .errors import ConfigError, TrainingError
 from .folder_stats import FolderStats
-from .spec import CHANNEL_MODES, ChannelMode, PreprocessSpec
+from .spec import BACKGROUNDS, CHANNEL_MODES, Background, ChannelMode, PreprocessSpec
 
 MAX_HEIGHT = 48
 """Input height for folders of taller images. Three stride-2 blocks leave 6 rows of
@@ -71,12 +76,13 @@ _FLAGS = {
     "binarize": "--binarize/--no-binarize",
     "threshold": "--threshold",
     "opaque_at": "--opaque-at",
+    "background": "--background",
 }
 
 
 @dataclass(frozen=True)
 class PreprocessRequest:
-    """The preprocessing fields the user fixed (``train --channel/--size/--binarize/--threshold/--opaque-at``).
+    """The preprocessing fields the user fixed (``train --channel/--size/--binarize/--threshold/--opaque-at/--background``).
 
     None leaves a field to the folder. ``size`` is ``(width, height)``.
     ``threshold`` or ``opaque_at`` imply binarization.
@@ -90,10 +96,13 @@ class PreprocessRequest:
     binarize: bool | None = None
     threshold: int | None = None
     opaque_at: int | None = None
+    background: Background | None = None
 
     def __post_init__(self) -> None:
         if self.channel is not None and self.channel not in CHANNEL_MODES:
             raise ConfigError(f"--channel must be one of {', '.join(CHANNEL_MODES)}, not {self.channel!r}")
+        if self.background is not None and self.background not in BACKGROUNDS:
+            raise ConfigError(f"--background must be one of {', '.join(BACKGROUNDS)}, not {self.background!r}")
         if self.binarize is False and (self.threshold is not None or self.opaque_at is not None):
             raise ConfigError("--threshold and --opaque-at set binarization levels; drop them or --no-binarize")
 
@@ -108,18 +117,19 @@ class FolderInput:
 
     Attributes:
         preprocess: the spec training (and every later solve) reads the images with.
-        reasons: ``channel``, ``size`` and ``levels`` -> how that choice was made, for people.
+        reasons: ``channel``, ``size``, ``levels`` and ``background`` -> how that choice was made, for people.
     """
 
     preprocess: PreprocessSpec
     reasons: Mapping[str, str]
 
     def describe(self, charset: Charset, max_length: int, symbols_reason: str = "from the labels") -> str:
-        """One line: channel, input size, levels, charset and maximum length, each with its reason."""
+        """One line: channel, input size, levels, background, charset and maximum length, each with its reason."""
         spec = self.preprocess
         return (
             f"channel {spec.mode} ({self.reasons['channel']}), input {spec.width}x{spec.height} "
             f"({self.reasons['size']}), {_levels(spec)} ({self.reasons['levels']}), "
+            f"background {_BACKGROUND_SHOWN[spec.background]} ({self.reasons['background']}), "
             f"charset {charset.symbols} ({len(charset)} symbols, {symbols_reason}), "
             f"max length {max_length} (from the labels)"
         )
@@ -161,8 +171,16 @@ def infer_input(stats: FolderStats, request: PreprocessRequest = PreprocessReque
     implied = request.threshold is not None or request.opaque_at is not None
     binarize = request.binarize if request.binarize is not None else implied or channel == "alpha"
     reasons["levels"] = "given" if request.binarize is not None or implied else f"inferred for {channel}"
-    spec = PreprocessSpec(channel, height, width, binarize, request.threshold or 0, request.opaque_at or 0)
+    background, reasons["background"] = _background(request, channel)
+    spec = PreprocessSpec(channel, height, width, binarize, request.threshold or 0, request.opaque_at or 0, background)
     return FolderInput(spec, reasons)
+
+
+def _background(request: PreprocessRequest, channel: ChannelMode) -> tuple[Background, str]:
+    """The background treatment and its reason: ``--background``, else flattened for the gray channel only."""
+    if request.background is not None:
+        return request.background, "--background"
+    return ("flatten" if channel == "gray" else "keep"), f"inferred for {channel}"
 
 
 def init_input(
@@ -188,7 +206,7 @@ def init_input(
             f"or train from scratch on the folder's own format with --init {NO_INIT}"
         )
     source = f"from --init {reference}"
-    return FolderInput(preprocess, {"channel": source, "size": source, "levels": source})
+    return FolderInput(preprocess, dict.fromkeys(("channel", "size", "levels", "background"), source))
 
 
 def starting_point(init: str | None, stats: FolderStats) -> str | None:
@@ -202,11 +220,14 @@ def starting_point(init: str | None, stats: FolderStats) -> str | None:
 def reader_input(
     reference: str, preprocess: PreprocessSpec, stats: FolderStats, request: PreprocessRequest, *, stride: int
 ) -> FolderInput:
-    """The input when starting from the ``opaque`` reader: its channel, height and levels, the folder's width.
+    """The input when starting from the ``opaque`` reader: its channel, height and levels, the folder's width
+    and background.
 
     The width is the reader's height times the images' median aspect ratio,
     rounded to ``stride`` (the reader's), unless ``--size`` gives one with the
-    reader's height.
+    reader's height. The background is ``--background``'s, else flattened, as
+    for any gray folder: flattening only takes out what varies from one site's
+    captchas to the next, which the reader learned to look past anyway.
 
     Raises:
         ConfigError: a flag the reader cannot read with (another channel, height or levels); the message
@@ -235,7 +256,9 @@ def reader_input(
         size_reason = f"height {source}, width from the median aspect ratio, a multiple of {stride}"
     else:
         width, size_reason = request.size[0], f"height {source}, width --size"
-    return FolderInput(replace(preprocess, width=width), {"channel": source, "size": size_reason, "levels": source})
+    background, background_reason = _background(request, preprocess.mode)
+    reasons = {"channel": source, "size": size_reason, "levels": source, "background": background_reason}
+    return FolderInput(replace(preprocess, width=width, background=background), reasons)
 
 
 def _check_channel(channel: ChannelMode, stats: FolderStats) -> None:
@@ -286,6 +309,9 @@ def _each(sizes: Mapping[tuple[int, int], int]) -> list[tuple[int, int]]:
 def _median_size(each: list[tuple[int, int]]) -> tuple[int, int]:
     """The median width and the median height (each one an image's own)."""
     return statistics.median_low(width for width, _ in each), statistics.median_low(height for _, height in each)
+
+
+_BACKGROUND_SHOWN = {"keep": "kept", "flatten": "flattened"}
 
 
 def _levels(spec: PreprocessSpec) -> str:

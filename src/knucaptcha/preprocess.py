@@ -228,15 +228,48 @@ def channel_mismatch(image: Image.Image, values: np.ndarray, mode: str) -> str |
     return None
 
 
+def flatten_background(values: np.ndarray) -> np.ndarray:
+    """An ``(H, W)`` uint8 ink map with the paper taken out: 0 where nothing is drawn, the drawing stretched to 255.
+
+    Text covers less than half of a captcha, so the median is the paper: when
+    more of the picture lies far below it than above (light text on a dark
+    background) the picture is turned round first. The paper's level is then
+    the 20th percentile of each tile half the shorter side wide (bold text
+    fills less than four fifths of one), spread back over the image
+    bilinearly, so a tint or a gradient behind the text goes and thick strokes
+    keep their middles. Each pixel's ink becomes its share of the way from the
+    paper to full ink, so text on the dark end of a gradient counts as much as
+    on the light end. The drawing's 99.5th percentile becomes full ink, but a
+    faint picture is raised at most fourfold, so an empty one does not become
+    a page of noise.
+    """
+    drawing = values.astype(np.float32)
+    middle = float(np.median(drawing))
+    if np.percentile(middle - drawing, 99) > 1.5 * max(float(np.percentile(drawing - middle, 99)), 1.0):
+        drawing = 255.0 - drawing
+    height, width = values.shape
+    tile = max(2, min(height, width) // 2)
+    rows, cols = -(-height // tile), -(-width // tile)
+    padded = np.pad(drawing, ((0, rows * tile - height), (0, cols * tile - width)), mode="edge")
+    tiles = padded.reshape(rows, tile, cols, tile).transpose(0, 2, 1, 3).reshape(rows, cols, tile * tile)
+    low = tile * tile // 5
+    paper = Image.fromarray(np.partition(tiles, low, axis=-1)[..., low], mode="F")
+    level = np.asarray(paper.resize((cols * tile, rows * tile), Image.BILINEAR))[:height, :width]
+    drawing = (drawing - level) * (255.0 / np.maximum(255.0 - level, 32.0))
+    top = max(float(np.percentile(drawing, 99.5)), 64.0)
+    return np.clip(drawing * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
+
+
 def _write_input(source: ImageSource, spec: PreprocessSpec, out: np.ndarray, check: bool = False) -> str | None:
     """Preprocess one image into ``out``, an ``(H, W)`` float32 array; with ``check``, its :func:`channel_mismatch`."""
     image = load_image(source)
     values = ink(image, spec.mode)
+    levels = flatten_background(values) if spec.background == "flatten" else values
     if values.shape == (spec.height, spec.width):
-        _levels(values, spec, out)
+        _levels(levels, spec, out)
     else:
         plane = np.empty(values.shape, np.float32)
-        _levels(values, spec, plane)
+        _levels(levels, spec, plane)
         out[...] = np.asarray(Image.fromarray(plane).resize((spec.width, spec.height), Image.BILINEAR))
     return channel_mismatch(image, values, spec.mode) if check else None
 

@@ -19,6 +19,9 @@ from .errors import ConfigError
 ChannelMode = Literal["alpha", "gray", "auto"]
 CHANNEL_MODES: tuple[str, ...] = ("alpha", "gray", "auto")
 
+Background = Literal["keep", "flatten"]
+BACKGROUNDS: tuple[str, ...] = ("keep", "flatten")
+
 FORMAT_VERSION = 1
 """Version of the metadata layout written into model files."""
 
@@ -71,6 +74,11 @@ class PreprocessSpec:
             (every ink pixel is 1, the seed's way). The KNU server draws glyphs
             half-transparent (alpha ≤ 128) and its noise curve opaque (255):
             three levels keep the two apart, where ``alpha > 0`` merges them.
+        background: ``keep`` the ink map as it is, or ``flatten`` it first
+            (:func:`~knucaptcha.preprocess.flatten_background`): light drawing
+            on dark turned round, the paper's own level (a tint, a gradient)
+            taken out and the drawing stretched to full ink, so captchas of one
+            site that differ in background and contrast reach the model alike.
     """
 
     mode: ChannelMode = "alpha"
@@ -79,6 +87,7 @@ class PreprocessSpec:
     binarize: bool = True
     threshold: int = 0
     opaque_at: int = 0
+    background: Background = "keep"
 
     def __post_init__(self) -> None:
         _check_int("height", self.height)
@@ -89,6 +98,8 @@ class PreprocessSpec:
             raise ConfigError(f"binarize must be true or false, not {self.binarize!r}")
         if self.mode not in CHANNEL_MODES:
             raise ConfigError(f"mode must be one of {', '.join(CHANNEL_MODES)}, not {self.mode!r}")
+        if self.background not in BACKGROUNDS:
+            raise ConfigError(f"background must be one of {', '.join(BACKGROUNDS)}, not {self.background!r}")
         if not (8 <= self.height <= 512 and 8 <= self.width <= 2048):
             raise ConfigError(f"input size {self.height}x{self.width} is outside 8..512 x 8..2048")
         if not 0 <= self.threshold <= 254:
@@ -105,10 +116,13 @@ class PreprocessSpec:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a mapping; ``opaque_at`` only when set, so files without it stay readable by older releases."""
+        """The fields as a mapping; ``opaque_at`` and ``background`` only when set, so files without
+        them stay readable by older releases."""
         values = asdict(self)
         if not self.opaque_at:
             del values["opaque_at"]
+        if self.background == "keep":
+            del values["background"]
         return values
 
 

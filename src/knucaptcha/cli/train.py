@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Optional, cast
 import typer
 
 from ..errors import ConfigError, TrainingError
-from ..spec import CHANNEL_MODES, ChannelMode
+from ..spec import BACKGROUNDS, CHANNEL_MODES, Background, ChannelMode
 from .app import app, console, progress
 
 if TYPE_CHECKING:
@@ -27,7 +27,9 @@ RESUMABLE = {"max_epochs", "threads"}
 """Options that may change when resuming; the rest come from the run's checkpoint."""
 Channel = Enum("Channel", {mode: mode for mode in CHANNEL_MODES}, type=str)  # type: ignore[misc]
 """The ``--channel`` choices, built from :data:`knucaptcha.spec.CHANNEL_MODES` so they cannot drift."""
-FOLDER_ONLY = ("channel", "size", "binarize", "threshold", "opaque_at", "symbols", "strict_images")
+BackgroundChoice = Enum("BackgroundChoice", {name: name for name in BACKGROUNDS}, type=str)  # type: ignore[misc]
+"""The ``--background`` choices, from :data:`knucaptcha.spec.BACKGROUNDS`."""
+FOLDER_ONLY = ("channel", "size", "binarize", "threshold", "opaque_at", "background", "symbols", "strict_images")
 """Options that describe how a --data folder is read; generated data brings its style's."""
 
 
@@ -100,6 +102,10 @@ def train(
         None, "--opaque-at", help="--data: a third level: ink from this (up to 255) is 1, fainter ink 0.5 "
         "(default off; implies --binarize)."
     ),
+    background: Optional[BackgroundChoice] = typer.Option(
+        None, "--background", help="--data: flatten (take out the paper's tint or gradient, turn light-on-dark "
+        "round, stretch the drawing to full ink) or keep. Default: flatten for gray, keep for alpha and auto."
+    ),
     symbols: Optional[str] = typer.Option(
         None, "--symbols", help="--data: the charset, in class order (default: the labels' symbols, sorted); "
         "must hold every symbol of the labels."
@@ -163,7 +169,7 @@ def train(
         if data is not None and _given(ctx, "style"):
             raise ConfigError(
                 "--style draws generated captchas; a --data folder is read in its own format "
-                "(inferred, or --channel, --size, --binarize, --threshold)"
+                "(inferred, or --channel, --size, --binarize, --threshold, --background)"
             )
         folder_only = [f"--{name.replace('_', '-')}" for name in FOLDER_ONLY if _given(ctx, name)]
         if data is None and folder_only:
@@ -175,7 +181,8 @@ def train(
             from ..folder_spec import PreprocessRequest
 
             mode = None if channel is None else cast(ChannelMode, channel.value)
-            request = PreprocessRequest(mode, _size(size), binarize, threshold, opaque_at)
+            treatment = None if background is None else cast(Background, background.value)
+            request = PreprocessRequest(mode, _size(size), binarize, threshold, opaque_at, treatment)
             source, loaded = _folder_source(
                 data,
                 request,

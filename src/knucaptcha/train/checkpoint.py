@@ -21,7 +21,7 @@ import torch
 from ..charset import BLANK, Charset
 from ..errors import ConfigError, MissingFileError, ModelError, TrainingError
 from ..inference import bundled_path
-from ..spec import ModelSpec
+from ..spec import ModelSpec, PreprocessSpec
 from .config import ArchConfig
 from .model import CRNN
 
@@ -111,8 +111,20 @@ def load_checkpoint(path: str | os.PathLike[str]) -> LoadedModel:
     return LoadedModel(model.eval(), spec, arch, state.get("preset", "custom"), state)
 
 
+def adaptable(model: PreprocessSpec, data: PreprocessSpec) -> bool:
+    """Whether a model reading ``model`` can be fine-tuned on data read as ``data``: the same but for the
+    input width (the CRNN reads any) and the background treatment (an image-wise normalization its
+    layers adapt to, as they do to another site's paper)."""
+    return replace(data, width=model.width, background=model.background) == model
+
+
 def adapt(
-    loaded: LoadedModel, charset: Charset, max_length: int, *, keep_symbols: bool = True, width: int | None = None
+    loaded: LoadedModel,
+    charset: Charset,
+    max_length: int,
+    *,
+    keep_symbols: bool = True,
+    preprocess: PreprocessSpec | None = None,
 ) -> tuple[CRNN, ModelSpec]:
     """A copy of ``loaded`` that reads ``charset``, for fine-tuning on data with another vocabulary.
 
@@ -122,8 +134,9 @@ def adapt(
     narrowed to a folder's symbols, which should never answer with one the
     folder does not use, nor read more symbols than its labels hold). Either
     way the blank's and every kept symbol's output row is copied; new rows
-    start from fresh initialization. ``width`` changes the input width (the
-    CRNN's weights do not depend on it).
+    start from fresh initialization. ``preprocess`` is the data's reading where
+    it differs from the model's in what the weights do not fix
+    (:func:`adaptable`): the input width, the background treatment.
 
     Raises:
         TrainingError: the data shares no symbol with the model (nothing to fine-tune from).
@@ -136,8 +149,7 @@ def adapt(
             "train from scratch with --init none"
         )
     merged = Charset(old.symbols + "".join(s for s in charset.symbols if s not in old)) if keep_symbols else charset
-    preprocess = loaded.spec.preprocess if width is None else replace(loaded.spec.preprocess, width=width)
-    spec = ModelSpec(merged, preprocess, max(max_length, loaded.spec.max_length) if keep_symbols else max_length)
+    spec = ModelSpec(merged, preprocess or loaded.spec.preprocess, max(max_length, loaded.spec.max_length) if keep_symbols else max_length)
     model = CRNN(loaded.arch, spec)
     weights = {k: v for k, v in loaded.model.state_dict().items() if not k.startswith("classifier.")}
     model.load_state_dict(weights, strict=False)

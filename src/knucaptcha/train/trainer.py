@@ -29,7 +29,7 @@ from ..errors import TrainingError
 from ..metrics import score
 from ..spec import ModelSpec
 from . import checkpoint
-from .checkpoint import CHECKPOINT_NAME, MODEL_NAME, LoadedModel, adapt
+from .checkpoint import CHECKPOINT_NAME, MODEL_NAME, LoadedModel, adapt, adaptable
 from .config import ArchConfig, TrainConfig, preset as preset_arch
 from .data import DataSource, LabelledTensors, augment, encode_targets, open_source
 from .export import export_onnx, run_metadata
@@ -328,8 +328,8 @@ def start(
         source: the data; its vocabulary and preprocessing define the model's spec.
         preset: the architecture, unless ``init`` is given.
         init: ``(reference, loaded model)`` to fine-tune from; its architecture
-            and preprocessing are kept (but for the input width, which the data
-            may change) and its vocabulary is mapped onto the data's.
+            and preprocessing are kept (but for the input width and background
+            treatment, which the data may change) and its vocabulary is mapped onto the data's.
         keep_symbols: with ``init``, keep the model's symbols the data lacks
             (see :func:`~knucaptcha.train.checkpoint.adapt`).
 
@@ -349,11 +349,11 @@ def start(
         model = CRNN(arch, spec)
     else:
         reference, loaded = init
-        if replace(source.preprocess, width=loaded.spec.preprocess.width) != loaded.spec.preprocess:
+        if not adaptable(loaded.spec.preprocess, source.preprocess):
             raise TrainingError(
                 f"{reference} reads images as {loaded.spec.preprocess}, but the data needs {source.preprocess}"
             )
-        model, spec = adapt(loaded, charset, max_length, keep_symbols=keep_symbols, width=source.preprocess.width)
+        model, spec = adapt(loaded, charset, max_length, keep_symbols=keep_symbols, preprocess=source.preprocess)
         arch, preset = loaded.arch, loaded.preset
         notes["init"] = str(reference)
     return Trainer(run_dir, model, spec, arch, preset, config, source, notes, observer)

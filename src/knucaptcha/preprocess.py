@@ -220,7 +220,9 @@ def channel_mismatch(image: Image.Image, values: np.ndarray, mode: str) -> str |
     left. ``auto`` reads either kind.
     """
     if mode == "alpha":
-        return None if has_alpha(image) else _OPAQUE_ON_ALPHA
+        # In alpha mode ``values`` is the alpha plane itself (all 255 for an image without one):
+        # one scan of it says what has_alpha would, without decoding the channel again.
+        return None if int(values.min()) < 255 else _OPAQUE_ON_ALPHA
     if mode == "gray" and has_alpha(image):
         alpha = np.asarray(_normalize_mode(image))[:, :, -1]
         if 4 * int(values.sum(dtype=np.int64)) < int(alpha.sum(dtype=np.int64)):

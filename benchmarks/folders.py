@@ -25,6 +25,12 @@ and scores every model on the test folder. The generators:
     line, no background), with ``Math.random`` seeded; rasterized to PNG by
     CairoSVG on white, as a page shows it (its own background is transparent).
 
+A third folder, ``knu2021`` (``--libraries knu2021``), is no library's: it is
+knucaptcha's own ``knu2021`` style at ``mixed`` difficulty (150×40, 4 lower-case
+symbols, a diagonal dark-grey-to-white gradient behind each), the check for the
+background flattening that gray folders get by default (``--background keep``
+turns it off, for a side-by-side run).
+
 Labels are case-sensitive as the generators draw them. Both packages live only
 in the benchmark environment, never in knucaptcha's dependencies; training
 runs the ``knucaptcha`` of ``--trainer`` (default: the development venv's,
@@ -130,7 +136,15 @@ def svg_captcha_images(count: int, seed: int) -> Iterator[tuple[str, bytes]]:
         yield captcha["text"], png.getvalue()
 
 
-GENERATORS = {"captcha": captcha_images, "svg-captcha": svg_captcha_images}
+def knu2021_images(count: int, seed: int) -> Iterator[tuple[str, bytes]]:
+    """``count`` (label, PNG) pairs of knucaptcha's ``knu2021`` style at ``mixed`` difficulty (gradient backgrounds)."""
+    from knucaptcha.generator import encode_png, generate_samples, get_style
+
+    for sample in generate_samples(get_style("knu2021", "mixed"), seed, count):
+        yield sample.label, encode_png(sample.image)
+
+
+GENERATORS = {"captcha": captcha_images, "svg-captcha": svg_captcha_images, "knu2021": knu2021_images}
 
 
 def write_folder(folder: Path, images: Iterator[tuple[str, bytes]]) -> Path:
@@ -146,6 +160,8 @@ def train_and_score(args: argparse.Namespace, library: str, size: int, data: Pat
     command = [str(args.trainer), "train", "--data", str(data), "--out", str(run), "--threads", "1"]
     if args.init is not None:
         command += ["--init", args.init]
+    if args.background is not None:
+        command += ["--background", args.background]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -155,7 +171,7 @@ def train_and_score(args: argparse.Namespace, library: str, size: int, data: Pat
     scores = evaluate_folder(solver, scan_folder(test)).scores
     training = json.loads(solver.metadata["knucaptcha.training"])
     first = re.sub(r"^\S+: ", "", done.stderr.splitlines()[0])  # without the folder's path
-    start = first.rsplit("; ", 1)[1].split(" (")[0]  # the first line ends with where training started
+    start = first.rsplit("; from ", 1)[1].split(" (")[0]  # the first line ends with where training started
     shown = " ".join(["knucaptcha", *command[1:]])
     return Run(library, size, start, scores.sequence_accuracy, scores.char_accuracy, training["epochs"],
                training["best_epoch"], seconds, first, shown)  # fmt: skip
@@ -182,18 +198,21 @@ def log(message: str) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="a new or empty folder for the data and runs")
-    parser.add_argument("--libraries", default=",".join(LIBRARIES), help="comma-separated, of: " + ", ".join(LIBRARIES))
+    parser.add_argument("--libraries", default=",".join(LIBRARIES),
+                        help="comma-separated, of: " + ", ".join(GENERATORS) + " (default: the two libraries)")  # fmt: skip
     parser.add_argument("--sizes", default="200,500,1000", help="training folder sizes, comma-separated")
     parser.add_argument("--test-count", type=int, default=1000, help="test images per generator")
     parser.add_argument("--trainer", type=Path, default=ROOT / ".venv" / "bin" / "knucaptcha",
                         help="the knucaptcha executable that trains (needs the train extra)")  # fmt: skip
     parser.add_argument("--init", help="passed to knucaptcha train (default: none given; 'none' trains from scratch)")
+    parser.add_argument("--background", choices=("flatten", "keep"),
+                        help="passed to knucaptcha train (default: none given, so gray folders are flattened)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     args.libraries = args.libraries.split(",")
-    unknown = sorted(set(args.libraries) - set(LIBRARIES))
+    unknown = sorted(set(args.libraries) - set(GENERATORS))
     if unknown:
-        parser.error(f"unknown --libraries {', '.join(unknown)}; choose from {', '.join(LIBRARIES)}")
+        parser.error(f"unknown --libraries {', '.join(unknown)}; choose from {', '.join(GENERATORS)}")
     args.sizes = sorted(int(size) for size in args.sizes.split(","))
     if args.work.exists() and any(args.work.iterdir()):
         parser.error(f"--work {args.work} is not empty")
@@ -220,7 +239,9 @@ def main() -> None:
                 args.json.write_text(json.dumps([asdict(r) for r in runs], indent=2) + "\n")
     setting = (
         f"{args.test_count} test images per generator (seed {TEST_SEED}), training folders from seed {POOL_SEED}; "
-        f"knucaptcha train --data DIR --out RUN --threads 1{'' if args.init is None else ' --init ' + args.init}; {datetime.now(timezone.utc):%Y-%m-%d}, {platform.machine()}"
+        f"knucaptcha train --data DIR --out RUN --threads 1{'' if args.init is None else ' --init ' + args.init}"
+        f"{'' if args.background is None else ' --background ' + args.background}; "
+        f"{datetime.now(timezone.utc):%Y-%m-%d}, {platform.machine()}"
     )
     print(setting)
     print(table(runs))

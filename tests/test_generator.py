@@ -52,7 +52,7 @@ def test_same_seed_and_index_give_byte_identical_png() -> None:
         ("knu-varied", "RGBA", (140, 35), PreprocessSpec(opaque_at=250)),
         ("knu-unseen", "RGBA", (140, 35), PreprocessSpec(opaque_at=250)),
         ("knu2021", "RGB", (150, 40), PreprocessSpec(mode="gray", height=40, width=150, binarize=False)),
-        ("opaque", "RGB", (160, 48), PreprocessSpec(mode="gray", height=48, width=160, binarize=False)),
+        ("opaque", "RGB", (160, 48), PreprocessSpec(mode="gray", height=48, width=160, binarize=False, background="flatten")),
     ],
 )
 def test_each_style_has_its_size_mode_and_preprocessing(name, mode, size, preprocess) -> None:

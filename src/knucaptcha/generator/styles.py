@@ -451,7 +451,7 @@ def _opaque() -> Style:
         charset=Charset(ALPHANUMERIC),
         min_length=4,
         max_length=8,
-        preprocess=PreprocessSpec(mode="gray", height=48, width=160, binarize=False),
+        preprocess=PreprocessSpec(mode="gray", height=48, width=160, binarize=False, background="flatten"),
         width=160,
         height=48,
         background="gradient",

@@ -224,6 +224,14 @@ def test_init_narrowed_to_the_datas_symbols_carries_over_the_shared_rows_at_a_ne
         adapt(loaded, Charset("XYZ"), 4, keep_symbols=False)
 
 
+def test_a_model_adapts_to_another_width_and_background_but_not_to_another_channel_or_levels() -> None:
+    gray = PreprocessSpec(mode="gray", height=48, width=160, binarize=False)
+    assert checkpoint.adaptable(gray, replace(gray, width=96, background="flatten"))
+    assert not checkpoint.adaptable(gray, replace(gray, mode="alpha"))
+    assert not checkpoint.adaptable(gray, replace(gray, height=40))
+    assert not checkpoint.adaptable(gray, replace(gray, binarize=True, threshold=60))
+
+
 def test_warmup_raises_the_learning_rate_linearly_then_holds_it(folder: Path, tmp_path: Path) -> None:
     source = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0)
     trainer = start(tmp_path, source, quick(max_epochs=2, warmup=30, weight_decay=0.01, lr=1e-3))

@@ -30,9 +30,10 @@ bundled ``opaque`` reader (:data:`FOLDER_READER`, trained on the generated
 ``opaque`` style) unless ``--init`` says otherwise (``--init none``: from
 scratch): a few hundred labels are too few to learn glyphs from nothing, and
 plenty to adapt a reader that knows them. The reader fixes the channel (gray),
-the height (its own, 48 px) and the levels (linear); the background and the
-width are still the folder's, the reader's height times the images' median aspect ratio rounded
-to its stride (the CRNN reads any width), as :func:`reader_input` says.
+the height (its own, 48 px) and the levels (linear); the background treatment
+and the width are still the folder's, the width being the reader's height times
+the images' median aspect ratio rounded to its stride (the CRNN reads any
+width), as :func:`reader_input` says.
 
 The charset and maximum length come from the labels, as before
 (:class:`~knucaptcha.train.data.FolderSource`). An explicit choice the images

@@ -246,8 +246,8 @@ def flatten_background(values: np.ndarray) -> np.ndarray:
     a page of noise.
     """
     drawing = values.astype(np.float32)
-    middle = float(np.median(drawing))
-    if np.percentile(middle - drawing, 99) > 1.5 * max(float(np.percentile(drawing - middle, 99)), 1.0):
+    low, middle, high = np.percentile(drawing, (1, 50, 99))
+    if middle - low > 1.5 * max(high - middle, 1.0):
         drawing = 255.0 - drawing
     height, width = values.shape
     tile = max(2, min(height, width) // 2)
@@ -266,12 +266,12 @@ def _write_input(source: ImageSource, spec: PreprocessSpec, out: np.ndarray, che
     """Preprocess one image into ``out``, an ``(H, W)`` float32 array; with ``check``, its :func:`channel_mismatch`."""
     image = load_image(source)
     values = ink(image, spec.mode)
-    levels = flatten_background(values) if spec.background == "flatten" else values
+    drawn = flatten_background(values) if spec.background == "flatten" else values
     if values.shape == (spec.height, spec.width):
-        _levels(levels, spec, out)
+        _levels(drawn, spec, out)
     else:
         plane = np.empty(values.shape, np.float32)
-        _levels(levels, spec, plane)
+        _levels(drawn, spec, plane)
         out[...] = np.asarray(Image.fromarray(plane).resize((spec.width, spec.height), Image.BILINEAR))
     return channel_mismatch(image, values, spec.mode) if check else None
 

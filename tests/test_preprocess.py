@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +94,27 @@ def test_opaque_at_keeps_half_transparent_glyphs_apart_from_an_opaque_curve() ->
     assert np.array_equal(seed, (three > 0).astype(np.float32))  # the seed's rule merges the two
     bigger = to_input(pixels, PreprocessSpec(opaque_at=250, height=70, width=280))[0]  # resized after the levels
     assert bigger.shape == (70, 280) and 0.0 <= bigger.min() and 0.75 < bigger.max() <= 1.0  # bilinear
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (PreprocessSpec(), lambda ink: (ink > 0) * 1.0),
+        (PreprocessSpec(threshold=100), lambda ink: (ink > 100) * 1.0),
+        (PreprocessSpec(opaque_at=250), lambda ink: (ink > 0) * 0.5 + (ink >= 250) * 0.5),
+        (PreprocessSpec(threshold=9, opaque_at=10), lambda ink: (ink > 9) * 0.5 + (ink >= 10) * 0.5),
+        (PreprocessSpec(binarize=False), lambda ink: ink / 255),
+    ],
+)
+def test_every_ink_value_gets_its_level(spec: PreprocessSpec, expected: Callable[[np.ndarray], np.ndarray]) -> None:
+    """All 256 alpha values in one image: each level's boundaries (strictly above the threshold,
+    from ``opaque_at`` on) and the linear scale, exactly."""
+    pixels = np.zeros((8, 256, 4), np.uint8)
+    pixels[:, :, 3] = np.arange(256)
+    wide = replace(spec, height=8, width=256)
+    out = to_input(pixels, wide)[0]
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, np.broadcast_to(expected(np.arange(256)), (8, 256)), rtol=0, atol=1e-7)
 
 
 def test_gray_composites_transparency_onto_white() -> None:

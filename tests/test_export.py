@@ -38,7 +38,7 @@ def trained_a_little(name: str, spec: ModelSpec) -> CRNN:
     return model.eval()
 
 
-@pytest.mark.parametrize("name", ["fast", "seed"])
+@pytest.mark.parametrize("name", ["fast", "seed", "wide-conv"])
 @pytest.mark.parametrize("spec", [KNU, KNU2021], ids=["knu", "knu2021"])
 def test_onnx_logits_equal_pytorch_logits(tmp_path: Path, name: str, spec: ModelSpec) -> None:
     model = trained_a_little(name, spec)
@@ -53,7 +53,7 @@ def test_onnx_logits_equal_pytorch_logits(tmp_path: Path, name: str, spec: Model
     np.testing.assert_allclose(solver.probabilities(inputs), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("name, layers", [("fast", 1), ("seed", 2)])
+@pytest.mark.parametrize("name, layers", [("fast", 1), ("seed", 2), ("wide-conv", 0)])
 def test_exported_graph_ends_in_probabilities_and_computes_no_lstm_state(
     tmp_path: Path, name: str, layers: int
 ) -> None:
@@ -68,7 +68,8 @@ def test_exported_graph_ends_in_probabilities_and_computes_no_lstm_state(
     assert "ConstantOfShape" not in ops and "Shape" not in ops
     lstms = [node for node in graph.node if node.op_type == "LSTM"]
     assert len(lstms) == layers and all(len(lstm.input) <= 5 for lstm in lstms)
-    assert ops.count("Conv") == len(preset(name).channels) + 1
+    arch = preset(name)
+    assert ops.count("Conv") == len(arch.channels) + 1 + (len(arch.hidden) if arch.sequence == "conv" else 0)
     solver = Solver.load(path)
     assert solver.metadata["knucaptcha.output"] == "probabilities"
     inputs = (np.random.default_rng(0).random((3, 1, 35, 140)) > 0.8).astype(np.float32)

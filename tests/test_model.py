@@ -59,7 +59,7 @@ def test_logits_have_one_row_per_column_group_and_class(name: str, spec: ModelSp
     assert logits.shape == (3, model.steps, spec.charset.num_classes)
     assert model.steps >= 2 * spec.max_length
     eighth = -(-spec.preprocess.width // 8)
-    assert model.steps == {"seed": spec.preprocess.width // 4, "fast": eighth, "wide": eighth}[name]
+    assert model.steps == {"seed": spec.preprocess.width // 4, "fast": eighth, "wide": eighth, "wide-conv": eighth}[name]
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -112,11 +112,28 @@ def test_arch_config_round_trips_through_plain_data_and_rejects_unknown_keys() -
 @pytest.mark.parametrize(
     "changes",
     [{"channels": (16,), "pools": ((2, 2), (2, 2))}, {"pools": ((2, 2), (0, 2))}, {"dropout": 1.0},
-     {"downsample": "avgpool"}, {"hidden": ()}],
+     {"downsample": "avgpool"}, {"hidden": ()}, {"sequence": "gru"}],
 )
 def test_arch_config_validates_values(changes: dict) -> None:
     with pytest.raises(ConfigError):
         ArchConfig(**changes)
+
+
+def test_a_convolutional_sequence_stage_reads_each_step_with_its_neighbours_only() -> None:
+    """``wide-conv``'s two kernel-3 layers: changing the 8 columns of step 8 reaches steps 8 and 9 through the
+    extractor (15 px wide), and two more on either side through the convolutions: 6 to 11, never a far one."""
+    torch.manual_seed(0)
+    model = CRNN(preset("wide-conv"), KNU).eval()
+    images = (torch.rand(1, 1, 35, 140) > 0.8).float()
+    changed = images.clone()
+    changed[..., 64:72] = 1 - changed[..., 64:72]  # the columns of step 8
+    with torch.no_grad():
+        moved = (model(images) - model(changed)).abs().amax(-1)[0]
+    assert moved[6:12].min() > 0
+    assert moved[:6].max() == 0 and moved[12:].max() == 0
+    lstm = CRNN(preset("wide"), KNU).eval()
+    with torch.no_grad():
+        assert (lstm(images) - lstm(changed)).abs().amax(-1)[0].min() > 0  # an LSTM carries it to every step
 
 
 def test_train_config_validates_and_rejects_unknown_keys() -> None:

@@ -36,6 +36,7 @@ from knucaptcha.train import (  # noqa: E402
     adapt,
     augment,
     load_checkpoint,
+    preset,
     start,
 )
 from knucaptcha.train import checkpoint  # noqa: E402
@@ -224,6 +225,24 @@ def test_init_narrowed_to_the_datas_symbols_carries_over_the_shared_rows_at_a_ne
         adapt(loaded, Charset("XYZ"), 4, keep_symbols=False)
 
 
+def test_init_into_another_architecture_carries_the_layers_both_have(tmp_path: Path, folder: Path) -> None:
+    """``--init wide-model --preset wide-conv``: the feature extractor and the column projection come
+    over unchanged, the convolutional sequence stage and the output layer start fresh."""
+    source = FolderSource(folder, KNU, case="keep", valid_fraction=0.1, seed=0)
+    start(tmp_path / "base", source, quick(max_epochs=1), preset="wide").fit()
+    loaded = load_checkpoint(tmp_path / "base")
+    trainer = start(tmp_path / "conv", source, quick(max_epochs=1), preset="wide-conv", init=("base", loaded))
+    assert trainer.preset == "wide-conv" and trainer.arch.sequence == "conv"
+    carried = checkpoint.shared_weights(loaded.model, trainer.model)
+    assert {name.split(".")[0] for name in carried} == {"features", "projection"}
+    for name, tensor in carried.items():
+        assert torch.equal(trainer.model.state_dict()[name], tensor)
+    assert trainer.model.classifier.in_features == 96 != loaded.model.classifier.in_features
+    assert trainer.fit().epochs == 1  # and it trains
+    with pytest.raises(TrainingError, match="shares no weights"):
+        adapt(loaded, loaded.spec.charset, 3, arch=replace(preset("wide"), channels=(8, 16, 32), dense=32, hidden=(40,)))
+
+
 def test_a_model_adapts_to_another_width_and_background_but_not_to_another_channel_or_levels() -> None:
     gray = PreprocessSpec(mode="gray", height=48, width=160, binarize=False)
     assert checkpoint.adaptable(gray, replace(gray, width=96, background="flatten"))
@@ -273,6 +292,23 @@ def test_cli_fine_tunes_from_a_run_on_a_new_vocabulary(tmp_path: Path, folder: P
     assert runner.invoke(app, ["train", "--data", str(other), "--out", str(chosen), "--init", str(base),
                                "--max-epochs", "1", "--lr", "5e-4"]).exit_code == 0
     assert checkpoint.read(chosen / "checkpoint.pt")["config"]["lr"] == 5e-4
+
+
+def test_cli_starts_another_preset_from_the_layers_it_shares_with_init(tmp_path: Path, folder: Path) -> None:
+    runner = CliRunner()
+    base = tmp_path / "base"
+    assert runner.invoke(app, ["train", "--data", str(folder), "--out", str(base), "--max-epochs", "1",
+                               "--preset", "wide"]).exit_code == 0
+    result = runner.invoke(app, ["train", "--data", str(folder), "--out", str(tmp_path / "conv"), "--init", str(base),
+                                 "--preset", "wide-conv", "--max-epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "model: preset wide-conv, " in result.output
+    assert f"98,904 of them from {base} (preset wide: the layers both have), the rest new" in result.output
+    assert Solver.load(tmp_path / "conv" / "model.onnx").metadata["knucaptcha.preset"] == "wide-conv"
+    unrelated = runner.invoke(app, ["train", "--data", str(folder), "--out", str(tmp_path / "fast"), "--init", str(base),
+                                    "--preset", "fast", "--max-epochs", "1"])
+    assert unrelated.exit_code != 0 and "error: the architecture" in unrelated.output
+    assert "shares no weights with the model's" in unrelated.output and "--init none" in unrelated.output
 
 
 def test_init_with_other_preprocessing_is_a_training_error(tmp_path: Path, folder: Path) -> None:

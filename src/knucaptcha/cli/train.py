@@ -19,7 +19,7 @@ from .app import app, console, progress
 
 if TYPE_CHECKING:
     from ..folder_spec import PreprocessRequest
-    from ..train import LoadedModel
+    from ..train import CRNN, LoadedModel
     from ..train.data import FolderSource
 
 EXIT_INTERRUPTED = 130
@@ -40,8 +40,10 @@ def train(
     data: Optional[Path] = typer.Option(
         None, "--data", help="Labelled image folder; without it, train on freshly generated captchas."
     ),
-    preset: str = typer.Option(
-        "fast", "--preset", help="Architecture: fast (default), wide (the shipped model's; 1.7x slower) or seed (the notebook's)."
+    preset: Optional[str] = typer.Option(
+        None, "--preset", help="Architecture: fast (default), wide (the shipped model's; 1.7x slower), wide-conv "
+        "(wide's features read by convolutions instead of an LSTM; faster to solve) or seed (the notebook's). "
+        "With --init: the model's own, or another whose shared layers start from it."
     ),
     style: str = typer.Option(
         "knu", "--style", help="Generated data style (knu, knu-varied, knu2021, knu-unseen); not with --data."
@@ -155,6 +157,7 @@ def train(
             out, max_epochs=max_epochs if _given(ctx, "max_epochs") else None, observer=observer, prefetch=True
         )
         console.print(f"resuming {out} after epoch {trainer.epoch}")
+        carried = ""
     else:
         if data is not None and fonts is not None:
             raise ConfigError("--fonts draws generated captchas; a --data folder brings its own images")
@@ -235,11 +238,13 @@ def train(
             max_minutes=(FOLDER_MAX_MINUTES if folder else 0.0) if max_minutes is None else max_minutes,
         )
         trainer = start(out, source, config, preset=preset, init=loaded, keep_symbols=not from_reader, observer=observer)
+        carried = "" if loaded is None else _carried(loaded, trainer.model, trainer.preset)
     spec = trainer.spec
     console.print(
         f"model: preset {trainer.preset}, {count_parameters(trainer.model):,} parameters; "
         f"{len(spec.charset)} symbols + blank, up to {spec.max_length} long; "
-        f"input {spec.preprocess.width}x{spec.preprocess.height} {spec.preprocess.mode}",
+        f"input {spec.preprocess.width}x{spec.preprocess.height} {spec.preprocess.mode}"
+        + carried,
         soft_wrap=True,
     )
     with observer.bar:
@@ -259,12 +264,23 @@ def train(
     typer.echo(str(out / "model.onnx"))
 
 
+def _carried(loaded: tuple[str, LoadedModel], model: CRNN, preset: str) -> str:
+    """What a model of another preset than its ``--init`` takes from it, for the model line ("" when the same)."""
+    from ..train.checkpoint import shared_weights
+
+    reference, source = loaded
+    if preset == source.preset:
+        return ""
+    carried = sum(tensor.numel() for tensor in shared_weights(source.model, model).values())
+    return f"; {carried:,} of them from {reference} (preset {source.preset}: the layers both have), the rest new"
+
+
 def _folder_source(
     data: Path,
     request: PreprocessRequest,
     init: str | None,
     *,
-    preset: str,
+    preset: str | None,
     case: str,
     valid_fraction: float,
     seed: int,
@@ -281,14 +297,14 @@ def _folder_source(
     """
     from ..folder_spec import FOLDER_READER, infer_input, init_input, reader_input, starting_point
     from ..folder_stats import folder_stats, listed, unreadable_entries
-    from ..train import load_checkpoint, preset as preset_arch
+    from ..train import DEFAULT_PRESET, load_checkpoint, preset as preset_arch
     from ..train.data import FolderSource
 
     stats = folder_stats(data, case=case)
     reference = starting_point(init, stats)
     loaded = None if reference is None else (reference, load_checkpoint(reference))
     if loaded is None:
-        found = infer_input(stats, request, stride=preset_arch(preset).time_stride)
+        found = infer_input(stats, request, stride=preset_arch(preset or DEFAULT_PRESET).time_stride)
         origin = "from scratch"
     elif reference == FOLDER_READER:
         found = reader_input(reference, loaded[1].spec.preprocess, stats, request, stride=loaded[1].arch.time_stride)

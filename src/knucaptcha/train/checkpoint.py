@@ -125,6 +125,7 @@ def adapt(
     *,
     keep_symbols: bool = True,
     preprocess: PreprocessSpec | None = None,
+    arch: ArchConfig | None = None,
 ) -> tuple[CRNN, ModelSpec]:
     """A copy of ``loaded`` that reads ``charset``, for fine-tuning on data with another vocabulary.
 
@@ -138,8 +139,14 @@ def adapt(
     it differs from the model's in what the weights do not fix
     (:func:`adaptable`): the input width, the background treatment.
 
+    ``arch`` builds another architecture around what it shares with the
+    model's (:func:`shared_weights`): a ``wide-conv`` model started from a
+    ``wide`` one keeps its feature extractor and column projection and learns
+    only its new sequence stage and output layer.
+
     Raises:
-        TrainingError: the data shares no symbol with the model (nothing to fine-tune from).
+        TrainingError: the data shares no symbol with the model, or ``arch``
+            shares no weights with it (nothing to fine-tune from).
     """
     old = loaded.spec.charset
     shared = [s for s in charset.symbols if s in old]
@@ -150,9 +157,15 @@ def adapt(
         )
     merged = Charset(old.symbols + "".join(s for s in charset.symbols if s not in old)) if keep_symbols else charset
     spec = ModelSpec(merged, preprocess or loaded.spec.preprocess, max(max_length, loaded.spec.max_length) if keep_symbols else max_length)
-    model = CRNN(loaded.arch, spec)
-    weights = {k: v for k, v in loaded.model.state_dict().items() if not k.startswith("classifier.")}
+    model = CRNN(arch or loaded.arch, spec)
+    weights = shared_weights(loaded.model, model)
+    if not weights:
+        raise TrainingError(
+            f"the architecture {arch} shares no weights with the model's {loaded.arch}; train from scratch with --init none"
+        )
     model.load_state_dict(weights, strict=False)
+    if model.classifier.in_features != loaded.model.classifier.in_features:
+        return model, spec  # a new sequence stage: its output layer starts fresh
     # Class 0 is the blank in both; symbol i is class i + 1.
     carried = [s for s in merged.symbols if s in old]
     rows = [(BLANK, BLANK)] + [(merged.symbols.index(s) + 1, old.symbols.index(s) + 1) for s in carried]
@@ -161,3 +174,15 @@ def adapt(
         model.classifier.weight[new_rows] = loaded.model.classifier.weight[old_rows]
         model.classifier.bias[new_rows] = loaded.model.classifier.bias[old_rows]
     return model, spec
+
+
+def shared_weights(source: CRNN, target: CRNN) -> dict[str, torch.Tensor]:
+    """The weights of ``source`` that ``target`` holds under the same name and shape, but for the
+    output layer (whose rows :func:`adapt` maps symbol by symbol) and BatchNorm's batch counters
+    (scalars that every model has, and no weights)."""
+    wanted = target.state_dict()
+    return {
+        name: tensor
+        for name, tensor in source.state_dict().items()
+        if tensor.dim() and not name.startswith("classifier.") and name in wanted and wanted[name].shape == tensor.shape
+    }

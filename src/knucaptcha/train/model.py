@@ -13,7 +13,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..spec import ModelSpec
 from .config import ArchConfig
-from .stages import BidirectionalStack, ColumnProjection, FeatureExtractor, downsampled, keras_init
+from .stages import ColumnProjection, FeatureExtractor, downsampled, keras_init, sequence_stage
 
 
 class CRNN(nn.Module):
@@ -41,7 +41,7 @@ class CRNN(nn.Module):
         self.steps = width
         self.features = FeatureExtractor(arch)
         self.projection = ColumnProjection(arch.channels[-1], height, arch.dense, arch.dropout)
-        self.sequence = BidirectionalStack(arch, arch.dense)
+        self.sequence = sequence_stage(arch, arch.dense)
         self.classifier = nn.Linear(self.sequence.output_size, spec.charset.num_classes)
         keras_init(self)
 

@@ -103,13 +103,43 @@ class BidirectionalStack(nn.Module):
         return steps
 
 
+class ConvolutionalStack(nn.Module):
+    """1-D convolutions over time (kernel 3, 'same' padding, ReLU), each with dropout on its input:
+    ``(N, T, F) -> (N, T, hidden[-1])``.
+
+    Each layer lets a step see one more neighbour on either side, on top of
+    what the feature extractor already sees: two layers span about two glyphs
+    of a 140 px captcha, enough context to tell a glyph from a curve crossing it.
+    """
+
+    def __init__(self, arch: ArchConfig, input_size: int):
+        super().__init__()
+        self.dropouts = nn.ModuleList()
+        self.layers = nn.ModuleList()
+        for channels in arch.hidden:
+            self.dropouts.append(SequenceDropout(arch.recurrent_dropout))
+            self.layers.append(nn.Conv1d(input_size, channels, 3, padding=1))
+            input_size = channels
+        self.output_size = input_size
+
+    def forward(self, steps: torch.Tensor) -> torch.Tensor:
+        for dropout, layer in zip(self.dropouts, self.layers):
+            steps = torch.relu(layer(dropout(steps).transpose(1, 2))).transpose(1, 2)
+        return steps
+
+
+def sequence_stage(arch: ArchConfig, input_size: int) -> BidirectionalStack | ConvolutionalStack:
+    """The stage that reads the steps in context, as ``arch.sequence`` says."""
+    return BidirectionalStack(arch, input_size) if arch.sequence == "lstm" else ConvolutionalStack(arch, input_size)
+
+
 def keras_init(module: nn.Module) -> None:
     """Initialize like the seed's Keras layers: He-normal convs, Glorot dense, orthogonal recurrence.
 
     The LSTMs also get Keras' forget-gate bias of 1 (``unit_forget_bias``).
     """
     for layer in module.modules():
-        if isinstance(layer, nn.Conv2d):
+        if isinstance(layer, (nn.Conv2d, nn.Conv1d)):
             nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)

@@ -30,7 +30,7 @@ from ..metrics import score
 from ..spec import ModelSpec
 from . import checkpoint
 from .checkpoint import CHECKPOINT_NAME, MODEL_NAME, LoadedModel, adapt, adaptable
-from .config import ArchConfig, TrainConfig, preset as preset_arch
+from .config import DEFAULT_PRESET, ArchConfig, TrainConfig, preset as preset_arch
 from .data import DataSource, LabelledTensors, augment, encode_targets, open_source
 from .export import export_onnx, run_metadata
 from .history import EpochRecord, write_history
@@ -317,7 +317,7 @@ def start(
     source: DataSource,
     config: TrainConfig,
     *,
-    preset: str = "fast",
+    preset: str | None = None,
     init: tuple[str, LoadedModel] | None = None,
     keep_symbols: bool = True,
     observer: Observer | None = None,
@@ -326,10 +326,12 @@ def start(
 
     Args:
         source: the data; its vocabulary and preprocessing define the model's spec.
-        preset: the architecture, unless ``init`` is given.
-        init: ``(reference, loaded model)`` to fine-tune from; its architecture
-            and preprocessing are kept (but for the input width and background
-            treatment, which the data may change) and its vocabulary is mapped onto the data's.
+        preset: the architecture (None: ``fast``, or with ``init`` the model's own).
+        init: ``(reference, loaded model)`` to fine-tune from; its preprocessing
+            is kept (but for the input width and background treatment, which
+            the data may change), its vocabulary is mapped onto the data's, and
+            with a ``preset`` of another architecture the weights the two share
+            are carried over (:func:`~knucaptcha.train.checkpoint.adapt`).
         keep_symbols: with ``init``, keep the model's symbols the data lacks
             (see :func:`~knucaptcha.train.checkpoint.adapt`).
 
@@ -344,6 +346,7 @@ def start(
     torch.manual_seed(config.seed)  # weight initialization
     notes: dict[str, Any] = {}
     if init is None:
+        preset = preset or DEFAULT_PRESET
         arch = preset_arch(preset)
         spec = ModelSpec(charset, source.preprocess, max_length)
         model = CRNN(arch, spec)
@@ -353,8 +356,13 @@ def start(
             raise TrainingError(
                 f"{reference} reads images as {loaded.spec.preprocess}, but the data needs {source.preprocess}"
             )
-        model, spec = adapt(loaded, charset, max_length, keep_symbols=keep_symbols, preprocess=source.preprocess)
-        arch, preset = loaded.arch, loaded.preset
+        if preset is None or preset == loaded.preset:
+            arch, preset = loaded.arch, loaded.preset
+        else:
+            arch = preset_arch(preset)
+        model, spec = adapt(
+            loaded, charset, max_length, keep_symbols=keep_symbols, preprocess=source.preprocess, arch=arch
+        )
         notes["init"] = str(reference)
     return Trainer(run_dir, model, spec, arch, preset, config, source, notes, observer)
 

@@ -168,7 +168,7 @@ def time_to_98(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-to-98", action="store_true", help="also train to 98%% on 4,000 images (long)")
-    parser.add_argument("--speed-presets", nargs="+", default=["seed", "fast", "wide"],
+    parser.add_argument("--speed-presets", nargs="+", default=["seed", "fast", "wide", "wide-conv"],
                         help="presets for the speed table; ratios are against the first")
     parser.add_argument("--presets", nargs="+", default=["fast"], help="presets for --time-to-98")
     parser.add_argument("--difficulty", default="medium", help="knu difficulty for --time-to-98")

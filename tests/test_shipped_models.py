@@ -23,7 +23,7 @@ from knucaptcha.train.export import checkpoint_export_args
 OPAQUE_BAR = 0.3  # it reads 36% (49% ignoring case): a start for folder training, not a finished reader
 # name -> (style it reads, charset, max length, preset, the bar at medium difficulty on 300 fresh images)
 SHIPPED = {
-    "default": ("knu", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", 4, "wide", 0.99),
+    "default": ("knu", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", 4, "wide-conv", 0.99),
     "knu2021": ("knu2021", "abcdefghkmnprwxy2345678", 4, "fast", 0.99),
     # A starting point for folders of opaque captchas, not a site's reader: 62 symbols (O, o and 0 alike), 4-8 long.
     "opaque": ("opaque", ALPHANUMERIC, 8, "fast", OPAQUE_BAR),

@@ -41,9 +41,9 @@ def train(
         None, "--data", help="Labelled image folder; without it, train on freshly generated captchas."
     ),
     preset: Optional[str] = typer.Option(
-        None, "--preset", help="Architecture: fast (default), wide (the shipped model's; 1.7x slower), wide-conv "
-        "(wide's features read by convolutions instead of an LSTM; faster to solve) or seed (the notebook's). "
-        "With --init: the model's own, or another whose shared layers start from it."
+        None, "--preset", help="Architecture: fast (default), wide (1.5x slower, more capacity), wide-conv (the shipped "
+        "model's: wide's features read by convolutions instead of an LSTM) or seed (the notebook's). With --init: "
+        "the model's own, or another whose shared layers start from it."
     ),
     style: str = typer.Option(
         "knu", "--style", help="Generated data style (knu, knu-varied, knu2021, knu-unseen); not with --data."

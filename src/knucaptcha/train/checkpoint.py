@@ -161,7 +161,8 @@ def adapt(
     weights = shared_weights(loaded.model, model)
     if not weights:
         raise TrainingError(
-            f"the architecture {arch} shares no weights with the model's {loaded.arch}; train from scratch with --init none"
+            f"the architecture asked for shares no layer with the model's (preset {loaded.preset}): nothing to start "
+            "from; train from scratch with --init none"
         )
     model.load_state_dict(weights, strict=False)
     if model.classifier.in_features != loaded.model.classifier.in_features:

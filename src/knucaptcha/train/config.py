@@ -45,7 +45,7 @@ class ArchConfig:
             LSTM layers (the seed's); or ``conv``, 1-D convolutions over time
             (kernel 3, ReLU), each step seeing its neighbours two layers deep.
             The convolutions run in parallel over the steps, where an LSTM
-            walks them one by one: a third of a ``wide`` model's solve time.
+            walks them one by one (a third of a ``wide`` model's time in ONNX Runtime).
         hidden: per sequence layer, hidden units per direction (``lstm``) or
             output channels (``conv``).
         recurrent_dropout: dropout on each sequence layer's input, one mask
@@ -114,13 +114,13 @@ PRESETS: dict[str, ArchConfig] = {
     "seed": ArchConfig(),
     "fast": _FAST,
     # ``fast`` with half again the conv channels and wider column and LSTM
-    # states: the shipped default's. ``fast`` stopped improving at 94% on
+    # states: the default's until its stage 6. ``fast`` stopped improving at 94% on
     # mixed knu captchas however long it trained; this reaches 96% for about
     # twice the parameters and 1.7x the solve time, still under 1 MB as ONNX.
     "wide": replace(_FAST, channels=(24, 48, 96), dense=96, hidden=(80,)),
     # ``wide``'s feature extractor read by two 1-D convolutions instead of its
-    # BiLSTM: on ONNX Runtime the LSTM is a third of ``wide``'s solve and
-    # walks the steps one by one; this reads them all at once.
+    # BiLSTM: in ONNX Runtime the LSTM is a third of ``wide``'s model time and
+    # walks the steps one by one; this reads them all at once. The shipped default's.
     "wide-conv": replace(_FAST, channels=(24, 48, 96), dense=96, sequence="conv", hidden=(96, 96)),
 }
 DEFAULT_PRESET = "fast"

@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from ..spec import check_keys
 
 Downsample = Literal["maxpool", "stride"]
-Sequence = Literal["lstm", "conv"]
+SequenceKind = Literal["lstm", "conv"]
 
 
 def _tupled(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -58,7 +58,7 @@ class ArchConfig:
     batch_norm: bool = False
     dense: int = 64
     dropout: float = 0.2
-    sequence: Sequence = "lstm"
+    sequence: SequenceKind = "lstm"
     hidden: tuple[int, ...] = (128, 64)
     recurrent_dropout: float = 0.25
 

@@ -84,51 +84,62 @@ class SequenceDropout(nn.Module):
         return steps * keep / (1 - self.rate)
 
 
-class BidirectionalStack(nn.Module):
-    """Bidirectional LSTM layers, each with dropout on its input: ``(N, T, F) -> (N, T, 2·hidden[-1])``."""
+class SequenceStack(nn.Module):
+    """Layers that read the steps in context, one per ``arch.hidden`` entry, each with
+    :class:`SequenceDropout` on its input: ``(N, T, F) -> (N, T, output_size)``.
 
-    def __init__(self, arch: ArchConfig, input_size: int):
-        super().__init__()
-        self.dropouts = nn.ModuleList()
-        self.layers = nn.ModuleList()
-        for hidden in arch.hidden:
-            self.dropouts.append(SequenceDropout(arch.recurrent_dropout))
-            self.layers.append(nn.LSTM(input_size, hidden, batch_first=True, bidirectional=True))
-            input_size = 2 * hidden
-        self.output_size = input_size
-
-    def forward(self, steps: torch.Tensor) -> torch.Tensor:
-        for dropout, layer in zip(self.dropouts, self.layers):
-            steps, _ = layer(dropout(steps))
-        return steps
-
-
-class ConvolutionalStack(nn.Module):
-    """1-D convolutions over time (kernel 3, 'same' padding, ReLU), each with dropout on its input:
-    ``(N, T, F) -> (N, T, hidden[-1])``.
-
-    Each layer lets a step see one more neighbour on either side, on top of
-    what the feature extractor already sees: two layers span about two glyphs
-    of a 140 px captcha, enough context to tell a glyph from a curve crossing it.
+    Subclasses say what one layer is (:meth:`make_layer`, with the width it
+    passes on) and how it reads the steps (:meth:`read`).
     """
 
     def __init__(self, arch: ArchConfig, input_size: int):
         super().__init__()
         self.dropouts = nn.ModuleList()
         self.layers = nn.ModuleList()
-        for channels in arch.hidden:
+        for size in arch.hidden:
             self.dropouts.append(SequenceDropout(arch.recurrent_dropout))
-            self.layers.append(nn.Conv1d(input_size, channels, 3, padding=1))
-            input_size = channels
+            layer, input_size = self.make_layer(input_size, size)
+            self.layers.append(layer)
         self.output_size = input_size
+
+    def make_layer(self, input_size: int, size: int) -> tuple[nn.Module, int]:
+        raise NotImplementedError
+
+    def read(self, layer: nn.Module, steps: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward(self, steps: torch.Tensor) -> torch.Tensor:
         for dropout, layer in zip(self.dropouts, self.layers):
-            steps = torch.relu(layer(dropout(steps).transpose(1, 2))).transpose(1, 2)
+            steps = self.read(layer, dropout(steps))
         return steps
 
 
-def sequence_stage(arch: ArchConfig, input_size: int) -> BidirectionalStack | ConvolutionalStack:
+class BidirectionalStack(SequenceStack):
+    """Bidirectional LSTM layers: ``(N, T, F) -> (N, T, 2·hidden[-1])``."""
+
+    def make_layer(self, input_size: int, size: int) -> tuple[nn.Module, int]:
+        return nn.LSTM(input_size, size, batch_first=True, bidirectional=True), 2 * size
+
+    def read(self, layer: nn.Module, steps: torch.Tensor) -> torch.Tensor:
+        return layer(steps)[0]
+
+
+class ConvolutionalStack(SequenceStack):
+    """1-D convolutions over time (kernel 3, 'same' padding, ReLU): ``(N, T, F) -> (N, T, hidden[-1])``.
+
+    Each layer lets a step see one more neighbour on either side, on top of
+    what the feature extractor already sees: two layers span about two glyphs
+    of a 140 px captcha, enough context to tell a glyph from a curve crossing it.
+    """
+
+    def make_layer(self, input_size: int, size: int) -> tuple[nn.Module, int]:
+        return nn.Conv1d(input_size, size, 3, padding=1), size
+
+    def read(self, layer: nn.Module, steps: torch.Tensor) -> torch.Tensor:
+        return torch.relu(layer(steps.transpose(1, 2))).transpose(1, 2)
+
+
+def sequence_stage(arch: ArchConfig, input_size: int) -> SequenceStack:
     """The stage that reads the steps in context, as ``arch.sequence`` says."""
     return BidirectionalStack(arch, input_size) if arch.sequence == "lstm" else ConvolutionalStack(arch, input_size)
 
